@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# Builds the local Kubernetes test bed (kube-apiserver, kube-controller-manager, kube-scheduler,
+# kubectl, etcd, kwok, kwokctl, kustomize) and actionlint from Go module sources, through the Go
+# module proxy only.
+#
+# Each tool is built once into
+#   ${XDG_CACHE_HOME:-~/.cache}/assistente-digital/<tool>-<version>-<key>/bin/
+# where <key> hashes the wrapper module (go.mod + go.sum) and the Go version, so a rebuild only
+# happens when a pin changes. The wrapper modules live in tools/go/<tool>/ and are committed.
+#
+# Usage: hack/build-tools.sh [k8s|etcd|kwok|kustomize|actionlint|all]...   (default: all)
+#        hack/build-tools.sh --bin-dir TOOL   prints the cached bin directory of TOOL
+#        hack/build-tools.sh --regen k8s      regenerates tools/go/k8s/go.mod from the pin
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=hack/versions.env
+source "$repo/hack/versions.env"
+
+export GOPROXY=${GOPROXY:-https://proxy.golang.org}
+export GOFLAGS=-mod=mod
+export GOTOOLCHAIN=${GOTOOLCHAIN:-local}
+export CGO_ENABLED=0
+cache_root=${XDG_CACHE_HOME:-$HOME/.cache}/assistente-digital
+
+log() { printf '[build-tools] %s\n' "$*" >&2; }
+
+tool_version() {
+  case "$1" in
+    k8s) echo "$K8S_VERSION" ;;
+    etcd) echo "$ETCD_VERSION" ;;
+    kwok) echo "$KWOK_VERSION" ;;
+    kustomize) echo "$KUSTOMIZE_VERSION" ;;
+    actionlint) echo "$ACTIONLINT_VERSION" ;;
+    *) log "unknown tool: $1"; exit 2 ;;
+  esac
+}
+
+tool_bin_dir() {
+  local tool=$1 version key
+  version=$(tool_version "$tool")
+  key=$( { cat "$repo/tools/go/$tool/go.mod" "$repo/tools/go/$tool/go.sum" 2>/dev/null; go env GOVERSION; } \
+    | sha256sum | cut -c1-12)
+  echo "$cache_root/$tool-$version-$key/bin"
+}
+
+# The wrapper module for k8s.io/kubernetes redirects every staging module (required upstream at
+# the placeholder v0.0.0) to its published v0.Y.Z tag, and copies the go/godebug lines.
+regen_k8s() {
+  local dir=$repo/tools/go/k8s staging=v0.${K8S_VERSION#v1.} upstream_mod module
+  mkdir -p "$dir"
+  upstream_mod=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')
+  rm -f "$dir/go.mod" "$dir/go.sum"
+  (
+    cd "$dir"
+    go mod init assistente-digital.invalid/tools/k8s >/dev/null 2>&1
+    go mod edit -go="$(sed -n 's/^go //p' "$upstream_mod")"
+    go mod edit -godebug="$(sed -n 's/^godebug //p' "$upstream_mod")"
+    for module in $(sed -n 's|^[[:space:]]*\(k8s\.io/[^ ]*\) => \./staging/src/.*|\1|p' "$upstream_mod"); do
+      go mod edit "-replace=$module=$module@$staging"
+    done
+    go get -tool "k8s.io/kubernetes/cmd/kube-apiserver@$K8S_VERSION" \
+      "k8s.io/kubernetes/cmd/kube-controller-manager@$K8S_VERSION" \
+      "k8s.io/kubernetes/cmd/kube-scheduler@$K8S_VERSION" \
+      "k8s.io/kubernetes/cmd/kubectl@$K8S_VERSION"
+  )
+}
+
+# Simple wrapper: one module, its main packages recorded as tool directives.
+regen_simple() {
+  local tool=$1 module_path=$2; shift 2
+  local dir=$repo/tools/go/$tool
+  mkdir -p "$dir"
+  rm -f "$dir/go.mod" "$dir/go.sum"
+  (
+    cd "$dir"
+    go mod init "assistente-digital.invalid/tools/$tool" >/dev/null 2>&1
+    go get -tool "$@"
+    go mod edit -go="$(go list -m -f '{{.GoVersion}}' "$module_path")"
+  )
+}
+
+regen() {
+  case "$1" in
+    k8s) regen_k8s ;;
+    etcd) regen_simple etcd go.etcd.io/etcd/server/v3 "go.etcd.io/etcd/server/v3@$ETCD_VERSION" \
+      "go.etcd.io/etcd/etcdctl/v3@$ETCD_VERSION" ;;
+    kwok) regen_simple kwok sigs.k8s.io/kwok "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" \
+      "sigs.k8s.io/kwok/cmd/kwokctl@$KWOK_VERSION" ;;
+    kustomize) regen_simple kustomize sigs.k8s.io/kustomize/kustomize/v5 \
+      "sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION" ;;
+    actionlint) regen_simple actionlint github.com/rhysd/actionlint \
+      "github.com/rhysd/actionlint/cmd/actionlint@$ACTIONLINT_VERSION" ;;
+  esac
+}
+
+k8s_ldflags() {
+  local minor=${K8S_VERSION#v1.}; minor=${minor%%.*}
+  local flags="-s -w" pkg
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    flags+=" -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
+    flags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+  done
+  echo "$flags"
+}
+
+compile() {
+  local tool=$1 out=$2
+  local dir=$repo/tools/go/$tool
+  cd "$dir"
+  case "$tool" in
+    k8s)
+      go build -trimpath -tags=selinux,notest,grpcnotrace -ldflags "$(k8s_ldflags)" -o "$out/" \
+        k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
+        k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl ;;
+    etcd)
+      go build -trimpath -ldflags "-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=$ETCD_VERSION" \
+        -o "$out/etcd" go.etcd.io/etcd/server/v3
+      go build -trimpath -ldflags "-s -w" -o "$out/etcdctl" go.etcd.io/etcd/etcdctl/v3 ;;
+    kwok)
+      go build -trimpath -ldflags "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=${KWOK_VERSION#v}" \
+        -o "$out/" sigs.k8s.io/kwok/cmd/kwok sigs.k8s.io/kwok/cmd/kwokctl ;;
+    kustomize)
+      go build -trimpath -ldflags "-s -w" -o "$out/kustomize" sigs.k8s.io/kustomize/kustomize/v5 ;;
+    actionlint)
+      go build -trimpath -ldflags "-s -w -X github.com/rhysd/actionlint.version=$ACTIONLINT_VERSION" \
+        -o "$out/actionlint" github.com/rhysd/actionlint/cmd/actionlint ;;
+  esac
+}
+
+build() {
+  local tool=$1 bin tmp start
+  [ -f "$repo/tools/go/$tool/go.mod" ] || regen "$tool"
+  bin=$(tool_bin_dir "$tool")
+  if [ -f "$bin/.complete" ]; then
+    log "$tool $(tool_version "$tool"): cached in $bin"
+    return
+  fi
+  log "$tool $(tool_version "$tool"): building from Go module sources into $bin (first time only)"
+  [ "$tool" = k8s ] && log "  Kubernetes: about 7 minutes on 2 cores with a warm module download, more when cold"
+  start=$(date +%s)
+  tmp="$bin.tmp.$$"
+  rm -rf "$tmp"; mkdir -p "$tmp"
+  (compile "$tool" "$tmp")
+  touch "$tmp/.complete"
+  rm -rf "$bin"; mkdir -p "$(dirname "$bin")"; mv "$tmp" "$bin"
+  log "$tool $(tool_version "$tool"): built in $(( $(date +%s) - start ))s"
+}
+
+main() {
+  command -v go >/dev/null || { log "Go is required (go 1.26 or newer): install it first"; exit 1; }
+  case "${1:-}" in
+    --bin-dir) tool_bin_dir "$2"; return ;;
+    --regen) regen "$2"; return ;;
+  esac
+  local tools=("$@")
+  [ ${#tools[@]} -eq 0 ] || [ "${tools[0]}" = all ] && tools=(k8s etcd kwok kustomize actionlint)
+  local tool
+  for tool in "${tools[@]}"; do build "$tool"; done
+}
+
+main "$@"

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Sets up everything the project needs on a fresh Debian machine, skipping what is already there:
+#   system packages (apt), uv, the project's virtual environment (.venv, from uv.lock),
+#   and the Go-built test bed (hack/build-tools.sh).
+# Usage: hack/setup.sh [system|python|tools|all]...   (default: all)
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cd "$repo"
+# shellcheck source=hack/versions.env
+source hack/versions.env
+cache_root=${XDG_CACHE_HOME:-$HOME/.cache}/assistente-digital
+UV_VERSION=0.13.8
+export UV_PYTHON_DOWNLOADS=never UV_NO_PROGRESS=1
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+system() {
+  local missing=()
+  [ -x /usr/lib/postgresql/15/bin/postgres ] || missing+=(postgresql-15 postgresql-client-15)
+  command -v redis-server >/dev/null || missing+=(redis-server)
+  command -v redis-cli >/dev/null || missing+=(redis-tools)
+  command -v git >/dev/null || missing+=(git)
+  if [ ${#missing[@]} -eq 0 ]; then
+    log "system packages: present (PostgreSQL 15, Redis)"
+    return
+  fi
+  log "system packages: installing ${missing[*]} with apt"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Debian starts a system-wide Redis/PostgreSQL where it can; the project runs its own on
+  # private ports, so those are not needed.
+}
+
+python311() {
+  local candidate
+  for candidate in python3.11 "$(command -v pyenv >/dev/null && pyenv root)/versions/3.11"*/bin/python3.11 python3; do
+    if command -v "$candidate" >/dev/null 2>&1 &&
+      "$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null; then
+      command -v "$candidate"
+      return
+    fi
+  done
+  log "Python 3.11 is required (pyenv install 3.11, or apt-get install python3.11)"
+  exit 1
+}
+
+uv_bin() { echo "$cache_root/uv-$UV_VERSION/bin/uv"; }
+
+python() {
+  local uv py
+  uv=$(uv_bin)
+  py=$(python311)
+  if [ ! -x "$uv" ]; then
+    log "uv $UV_VERSION: installing into $(dirname "$(dirname "$uv")")"
+    "$py" -m venv "$cache_root/uv-$UV_VERSION"
+    "$cache_root/uv-$UV_VERSION/bin/pip" install -q --disable-pip-version-check "uv==$UV_VERSION"
+  fi
+  log "project virtualenv: syncing .venv from uv.lock"
+  "$uv" sync --frozen --python "$py" --quiet
+}
+
+tools() {
+  command -v go >/dev/null || { log "Go 1.26+ is required to build the test bed (https://go.dev/doc/install)"; exit 1; }
+  hack/build-tools.sh all
+}
+
+steps=("$@")
+[ ${#steps[@]} -eq 0 ] || [ "${steps[0]}" = all ] && steps=(system python tools)
+for step in "${steps[@]}"; do
+  case "$step" in
+    system|python|tools) "$step" ;;
+    *) log "unknown step: $step"; exit 2 ;;
+  esac
+done

@@ -1,0 +1,99 @@
+"""`assistente-testbed`: the local services behind `make cluster` and `make up`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from assistente_testbed.cluster import KubeCluster
+from assistente_testbed.paths import state_dir
+from assistente_testbed.process import ServiceError
+
+LOCAL_CLUSTER_NAME = "assistente"
+
+
+def local_cluster() -> KubeCluster:
+    """The long-lived cluster of `make cluster`, with its kubeconfig at .local/kubeconfig."""
+    return KubeCluster(
+        name=LOCAL_CLUSTER_NAME,
+        workdir=state_dir() / "kwok",
+        kubeconfig=state_dir() / "kubeconfig",
+    )
+
+
+def cluster_up(args: argparse.Namespace) -> int:
+    cluster = local_cluster()
+    if cluster.kubeconfig.exists() and cluster.kubectl("get", "nodes", check=False).returncode == 0:
+        print(f"cluster '{cluster.name}' is already running; kubeconfig: {cluster.kubeconfig}")
+    else:
+        print(
+            f"starting cluster '{cluster.name}' (etcd, kube-apiserver, controller-manager, "
+            f"scheduler, kwok with {args.nodes} nodes) on 127.0.0.1 ...",
+            flush=True,
+        )
+        cluster.nodes = args.nodes
+        try:
+            cluster.start()
+        except BaseException:
+            cluster.stop()
+            raise
+    from assistente_testbed import operator_runner
+
+    operator_runner.install_and_run(cluster)
+    print(f"ready. kubectl --kubeconfig {cluster.kubeconfig} get nodes")
+    print("stop it with: make cluster-down")
+    return 0
+
+
+def cluster_down(args: argparse.Namespace) -> int:
+    from assistente_testbed import operator_runner
+
+    operator_runner.stop()
+    cluster = local_cluster()
+    cluster.stop()
+    cluster.kubeconfig.unlink(missing_ok=True)
+    print(f"cluster '{cluster.name}' stopped")
+    return 0
+
+
+def cluster_status(args: argparse.Namespace) -> int:
+    cluster = local_cluster()
+    if not cluster.kubeconfig.exists():
+        print("no local cluster (start one with: make cluster)")
+        return 1
+    result = cluster.kubectl("get", "nodes", check=False)
+    print(result.stdout or result.stderr)
+    return result.returncode
+
+
+def up(args: argparse.Namespace) -> int:
+    from assistente_testbed import stack
+
+    return stack.run_local_stack()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="assistente-testbed", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    cluster = commands.add_parser("cluster", help="the local Kubernetes control plane")
+    cluster_commands = cluster.add_subparsers(dest="action", required=True)
+    cluster_start = cluster_commands.add_parser("up", help="start it (idempotent)")
+    cluster_start.add_argument("--nodes", type=int, default=3, help="simulated nodes (default 3)")
+    cluster_start.set_defaults(handler=cluster_up)
+    cluster_commands.add_parser("down", help="stop it").set_defaults(handler=cluster_down)
+    cluster_commands.add_parser("status", help="show its nodes").set_defaults(
+        handler=cluster_status
+    )
+
+    commands.add_parser("up", help="run the whole assistant locally").set_defaults(handler=up)
+
+    args = parser.parse_args(argv)
+    try:
+        sys.exit(args.handler(args))
+    except ServiceError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,229 @@
+"""A real PostgreSQL server in a private directory, listening on 127.0.0.1 only."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import tempfile
+from pathlib import Path
+from types import TracebackType
+
+from assistente_testbed.process import ManagedProcess, ServiceError, free_port, wait_until
+
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+SUPERUSER = "postgres"
+
+
+def find_pg_bin(preferred_major: str = "15") -> Path:
+    """The server binaries: $ASSISTENTE_PG_BIN, else Debian's layout (15 preferred)."""
+    override = os.environ.get("ASSISTENTE_PG_BIN")
+    if override:
+        return Path(override)
+    root = Path("/usr/lib/postgresql")
+    candidates = sorted(root.glob("*/bin/postgres"), reverse=True) if root.exists() else []
+    for candidate in candidates:
+        if candidate.parent.parent.name == preferred_major:
+            return candidate.parent
+    if candidates:
+        return candidates[0].parent
+    raise ServiceError(
+        "PostgreSQL server binaries not found: run `make setup` (installs postgresql-15 with apt) "
+        "or set ASSISTENTE_PG_BIN"
+    )
+
+
+class PostgresServer:
+    """initdb + postgres, owned by an unprivileged user because PostgreSQL refuses to run as root.
+
+    `fast=True` turns off fsync: fine for tests and benchmarks of our code, never for real data.
+    """
+
+    def __init__(
+        self,
+        base_dir: Path | None = None,
+        *,
+        port: int | None = None,
+        fast: bool = True,
+        max_connections: int = 300,
+    ) -> None:
+        self.base_dir = base_dir or Path(tempfile.mkdtemp(prefix="assistente-pg-"))
+        self._owns_base_dir = base_dir is None
+        self.host = "127.0.0.1"
+        self.port = port or free_port()
+        self.user = SUPERUSER
+        self.fast = fast
+        self.max_connections = max_connections
+        self.bin_dir = find_pg_bin()
+        self.data_dir = self.base_dir / "data"
+        self.socket_dir = self.base_dir / "sock"
+        self.password_file = self.base_dir / "password"
+        self.log_path = self.base_dir / "postgres.log"
+        self._os_user = "postgres" if os.geteuid() == 0 else None
+        self._process: ManagedProcess | None = None
+        self.password = ""
+
+    @property
+    def dsn(self) -> str:
+        return self.dsn_for("postgres")
+
+    def dsn_for(self, database: str) -> str:
+        return f"postgresql://{self.user}:{self.password}@{self.host}:{self.port}/{database}"
+
+    def _chown(self, path: Path) -> None:
+        if self._os_user is not None:
+            shutil.chown(path, user=self._os_user, group=self._os_user)
+
+    def _initdb(self) -> None:
+        self.base_dir.mkdir(parents=True, exist_ok=True)
+        # The server's OS user must be able to reach its own files under our directory.
+        self.base_dir.chmod(0o755)
+        if self.password_file.exists():
+            self.password = self.password_file.read_text().strip()
+        if (self.data_dir / "PG_VERSION").exists():
+            return
+        self.password = secrets.token_urlsafe(24)
+        self.password_file.touch(mode=0o600)
+        self.password_file.write_text(self.password + "\n")
+        self._chown(self.password_file)
+        for directory in (self.socket_dir, self.data_dir):
+            directory.mkdir(exist_ok=True)
+            self._chown(directory)
+        self.data_dir.chmod(0o700)
+        initdb = subprocess.run(
+            [
+                str(self.bin_dir / "initdb"),
+                "--pgdata",
+                str(self.data_dir),
+                "--username",
+                self.user,
+                "--pwfile",
+                str(self.password_file),
+                "--auth",
+                "scram-sha-256",
+                "--encoding",
+                "UTF8",
+                "--locale",
+                "C.UTF-8",
+                "--no-instructions",
+            ],
+            capture_output=True,
+            text=True,
+            user=self._os_user,
+            check=False,
+        )
+        if initdb.returncode != 0:
+            raise ServiceError(f"initdb failed ({initdb.returncode}): {initdb.stderr.strip()}")
+
+    def _server_options(self) -> list[str]:
+        options = {
+            "listen_addresses": self.host,
+            "port": str(self.port),
+            "unix_socket_directories": str(self.socket_dir),
+            "max_connections": str(self.max_connections),
+            "shared_buffers": "128MB",
+            "log_min_messages": "warning",
+        }
+        if self.fast:
+            options |= {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
+        return [arg for key, value in options.items() for arg in ("-c", f"{key}={value}")]
+
+    def start(self, timeout: float = 60.0) -> PostgresServer:
+        self._initdb()
+        self.log_path.touch()
+        self._chown(self.log_path)
+        self._process = ManagedProcess(
+            "postgres",
+            [str(self.bin_dir / "postgres"), "-D", str(self.data_dir), *self._server_options()],
+            log_path=self.log_path,
+            user=self._os_user,
+            # SIGINT is PostgreSQL's "fast" shutdown: it disconnects clients instead of waiting.
+            stop_signal=signal.SIGINT,
+        )
+        self._process.start()
+        process = self._process
+
+        def ready() -> bool:
+            process.check_alive()
+            return self._psql("SELECT 1", check=False).returncode == 0
+
+        wait_until(
+            ready, timeout=timeout, what=f"PostgreSQL on port {self.port}", log_path=self.log_path
+        )
+        return self
+
+    def _psql(
+        self, sql: str, *, database: str = "postgres", check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        env = dict(os.environ, PGPASSWORD=self.password, PGCONNECT_TIMEOUT="2")
+        return subprocess.run(
+            [
+                str(self.bin_dir / "psql"),
+                "-h",
+                self.host,
+                "-p",
+                str(self.port),
+                "-U",
+                self.user,
+                "-d",
+                database,
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-qAtc",
+                sql,
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=check,
+        )
+
+    def execute(self, sql: str, *, database: str = "postgres") -> str:
+        """Run SQL with psql and return its unaligned output."""
+        return self._psql(sql, database=database).stdout
+
+    def create_database(self, name: str) -> str:
+        """A fresh, empty database (dropped first if it exists); returns its DSN."""
+        if not _IDENTIFIER.match(name):
+            raise ValueError(f"database name must match {_IDENTIFIER.pattern}: {name!r}")
+        self._psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        self._psql(f'CREATE DATABASE "{name}"')
+        return self.dsn_for(name)
+
+    @property
+    def pid(self) -> int | None:
+        """The server's main process, while it runs."""
+        return self._process.pid if self._process is not None else None
+
+    def ensure_database(self, name: str) -> str:
+        """The database `name`, created if missing (data kept across runs); returns its DSN."""
+        if not _IDENTIFIER.match(name):
+            raise ValueError(f"database name must match {_IDENTIFIER.pattern}: {name!r}")
+        exists = self._psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}'").stdout.strip()
+        if exists != "1":
+            self._psql(f'CREATE DATABASE "{name}"')
+        return self.dsn_for(name)
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.stop()
+            self._process = None
+
+    def remove(self) -> None:
+        self.stop()
+        if self._owns_base_dir:
+            shutil.rmtree(self.base_dir, ignore_errors=True)
+
+    def __enter__(self) -> PostgresServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.remove()

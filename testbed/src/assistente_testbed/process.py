@@ -1,0 +1,119 @@
+"""Starting, waiting for and stopping local server processes without leaving orphans."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+
+class ServiceError(RuntimeError):
+    """A local service could not be started or did not become ready."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+def wait_until(
+    condition: Callable[[], bool],
+    *,
+    timeout: float,
+    what: str,
+    interval: float = 0.2,
+    log_path: Path | None = None,
+) -> None:
+    """Poll `condition` until it holds; on timeout say what was awaited and show the log tail."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(interval)
+    detail = ""
+    if log_path is not None and log_path.exists():
+        tail = log_path.read_text(errors="replace").splitlines()[-30:]
+        detail = f"\n--- last lines of {log_path} ---\n" + "\n".join(tail)
+    raise ServiceError(f"timed out after {timeout:.0f}s waiting for {what}{detail}")
+
+
+class ManagedProcess:
+    """One server process in its own session, so stopping it takes its children too."""
+
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        *,
+        log_path: Path,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        user: str | None = None,
+        stop_signal: signal.Signals = signal.SIGTERM,
+    ) -> None:
+        self.name = name
+        self.stop_signal = stop_signal
+        self.argv = list(argv)
+        self.log_path = log_path
+        self.env = dict(env) if env is not None else None
+        self.cwd = cwd
+        self.user = user
+        self._popen: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._popen.pid if self._popen is not None else None
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self._popen = subprocess.Popen(
+                self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                cwd=self.cwd,
+                user=self.user,
+                start_new_session=True,
+            )
+
+    def running(self) -> bool:
+        return self._popen is not None and self._popen.poll() is None
+
+    def check_alive(self) -> None:
+        if self._popen is not None and self._popen.poll() is not None:
+            tail = self.log_path.read_text(errors="replace").splitlines()[-30:]
+            raise ServiceError(
+                f"{self.name} exited with code {self._popen.returncode}\n" + "\n".join(tail)
+            )
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if self._popen is None:
+            return
+        if self._popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._popen.pid, self.stop_signal)
+            try:
+                self._popen.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self._popen.pid, signal.SIGKILL)
+                self._popen.wait(timeout=timeout)
+        # Children that outlived the leader still belong to its process group.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self._popen.pid, signal.SIGKILL)
+        self._popen = None

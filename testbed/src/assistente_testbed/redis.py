@@ -1,0 +1,124 @@
+"""A real Redis server in a private directory, listening on 127.0.0.1 only."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from types import TracebackType
+
+from assistente_testbed.process import ManagedProcess, ServiceError, free_port, wait_until
+
+
+def find_redis_server() -> Path:
+    found = shutil.which("redis-server")
+    if found is None:
+        raise ServiceError(
+            "redis-server not found: run `make setup` (installs redis-server with apt)"
+        )
+    return Path(found)
+
+
+class RedisServer:
+    """redis-server with an append-only file, so a restart keeps what was acknowledged.
+
+    `replica_of` starts it as a replica of another RedisServer (for replication tests).
+    """
+
+    def __init__(
+        self,
+        base_dir: Path | None = None,
+        *,
+        port: int | None = None,
+        appendonly: bool = True,
+        replica_of: RedisServer | None = None,
+    ) -> None:
+        self.base_dir = base_dir or Path(tempfile.mkdtemp(prefix="assistente-redis-"))
+        self._owns_base_dir = base_dir is None
+        self.host = "127.0.0.1"
+        self.port = port or free_port()
+        self.appendonly = appendonly
+        self.replica_of = replica_of
+        self.log_path = self.base_dir / "redis.log"
+        self._process: ManagedProcess | None = None
+
+    @property
+    def url(self) -> str:
+        return self.url_for_db(0)
+
+    def url_for_db(self, db: int) -> str:
+        return f"redis://{self.host}:{self.port}/{db}"
+
+    def cli(self, *args: str) -> str:
+        result = subprocess.run(
+            ["redis-cli", "-h", self.host, "-p", str(self.port), *args],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        )
+        return result.stdout.strip()
+
+    def start(self, timeout: float = 30.0) -> RedisServer:
+        self.base_dir.mkdir(parents=True, exist_ok=True)
+        argv = [
+            str(find_redis_server()),
+            "--bind",
+            self.host,
+            "--port",
+            str(self.port),
+            "--dir",
+            str(self.base_dir),
+            "--protected-mode",
+            "yes",
+            "--save",
+            "",
+            "--appendonly",
+            "yes" if self.appendonly else "no",
+            "--daemonize",
+            "no",
+        ]
+        if self.replica_of is not None:
+            argv += ["--replicaof", self.replica_of.host, str(self.replica_of.port)]
+        self._process = ManagedProcess("redis", argv, log_path=self.log_path)
+        self._process.start()
+        process = self._process
+
+        def ready() -> bool:
+            process.check_alive()
+            try:
+                return self.cli("PING") == "PONG"
+            except subprocess.CalledProcessError:
+                return False
+
+        wait_until(
+            ready, timeout=timeout, what=f"Redis on port {self.port}", log_path=self.log_path
+        )
+        return self
+
+    @property
+    def pid(self) -> int | None:
+        """The server's main process, while it runs."""
+        return self._process.pid if self._process is not None else None
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.stop()
+            self._process = None
+
+    def remove(self) -> None:
+        self.stop()
+        if self._owns_base_dir:
+            shutil.rmtree(self.base_dir, ignore_errors=True)
+
+    def __enter__(self) -> RedisServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.remove()

@@ -1,0 +1,48 @@
+"""The Go-built tools of the test bed, built once by hack/build-tools.sh and cached by version."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from assistente_testbed.paths import repo_root, state_dir
+
+# tool group -> the binaries it provides
+TOOLS: dict[str, tuple[str, ...]] = {
+    "k8s": ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl"),
+    "etcd": ("etcd", "etcdctl"),
+    "kwok": ("kwok", "kwokctl"),
+    "kustomize": ("kustomize",),
+    "actionlint": ("actionlint",),
+}
+
+
+def _build_script() -> Path:
+    return repo_root() / "hack" / "build-tools.sh"
+
+
+def cached_bin_dir(group: str) -> Path:
+    out = subprocess.run(
+        [str(_build_script()), "--bin-dir", group], check=True, capture_output=True, text=True
+    )
+    return Path(out.stdout.strip())
+
+
+def ensure_tools(groups: tuple[str, ...] = tuple(TOOLS)) -> Path:
+    """Build what is missing (progress goes to stderr) and link every binary into .local/bin."""
+    missing = [g for g in groups if not (cached_bin_dir(g) / ".complete").exists()]
+    if missing:
+        subprocess.run([str(_build_script()), *missing], check=True)
+    links = state_dir() / "bin"
+    links.mkdir(parents=True, exist_ok=True)
+    for group in groups:
+        source_dir = cached_bin_dir(group)
+        for name in TOOLS[group]:
+            link = links / name
+            target = source_dir / name
+            if link.is_symlink() or link.exists():
+                if link.resolve() == target:
+                    continue
+                link.unlink()
+            link.symlink_to(target)
+    return links
