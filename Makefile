@@ -54,10 +54,11 @@ typecheck: ## mypy --strict on our packages
 	@echo "== mypy --strict"
 	@$(VENV)/bin/mypy $(MYPY_TARGETS)
 
-lint-delivery: ## hadolint on every Dockerfile, actionlint on the CI workflows
-	@echo "== hadolint + actionlint"
+lint-delivery: ## hadolint (Dockerfiles), actionlint (CI workflows), shellcheck (scripts)
+	@echo "== hadolint + actionlint + shellcheck"
 	@$(VENV)/bin/hadolint $$(git ls-files --cached --others --exclude-standard '*Dockerfile' '*.Dockerfile')
-	@"$$(hack/build-tools.sh --bin-dir actionlint)/actionlint" -shellcheck= .github/workflows/*.yml
+	@"$$(hack/build-tools.sh --bin-dir actionlint)/actionlint" .github/workflows/*.yml
+	@shellcheck -x -S warning .ci/run $$(git ls-files --cached --others --exclude-standard '*.sh')
 
 test-python: ## pytest: test bed, operator, app and cross-cutting suites
 	@echo "== pytest"

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Sets up everything the project needs on a fresh Debian machine, skipping what is already there:
 #   system packages (apt), uv, the project's virtual environment (.venv, from uv.lock),
-#   and the Go-built test bed (hack/build-tools.sh).
-# Usage: hack/setup.sh [system|python|tools|all]...   (default: all)
+#   the Go-built test bed (hack/build-tools.sh) and Rasa's venv and model (hack/rasa-*.sh).
+# Usage: hack/setup.sh [system|python|tools|rasa|all]...   (default: all)
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,8 +23,11 @@ system() {
   command -v redis-server >/dev/null || missing+=(redis-server)
   command -v redis-cli >/dev/null || missing+=(redis-tools)
   command -v git >/dev/null || missing+=(git)
+  command -v shellcheck >/dev/null || missing+=(shellcheck)
+  command -v ss >/dev/null || missing+=(iproute2)
+  command -v ps >/dev/null || missing+=(procps)
   if [ ${#missing[@]} -eq 0 ]; then
-    log "system packages: present (PostgreSQL 15, Redis)"
+    log "system packages: present (PostgreSQL 15, Redis, shellcheck)"
     return
   fi
   log "system packages: installing ${missing[*]} with apt"
@@ -67,11 +70,17 @@ tools() {
   hack/build-tools.sh all
 }
 
+rasa() {
+  # Rasa's own venv (its pins clash with the app's), then the model, both cached by content hash.
+  hack/rasa-setup.sh >/dev/null
+  hack/rasa-train.sh >/dev/null
+}
+
 steps=("$@")
-[ ${#steps[@]} -eq 0 ] || [ "${steps[0]}" = all ] && steps=(system python tools)
+[ ${#steps[@]} -eq 0 ] || [ "${steps[0]}" = all ] && steps=(system python tools rasa)
 for step in "${steps[@]}"; do
   case "$step" in
-    system|python|tools) "$step" ;;
+    system|python|tools|rasa) "$step" ;;
     *) log "unknown step: $step"; exit 2 ;;
   esac
 done

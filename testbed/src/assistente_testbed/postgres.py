@@ -202,7 +202,9 @@ class PostgresServer:
         """The database `name`, created if missing (data kept across runs); returns its DSN."""
         if not _IDENTIFIER.match(name):
             raise ValueError(f"database name must match {_IDENTIFIER.pattern}: {name!r}")
-        exists = self._psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}'").stdout.strip()
+        # `name` matched _IDENTIFIER above, so it cannot break out of the literal.
+        query = f"SELECT 1 FROM pg_database WHERE datname = '{name}'"  # noqa: S608
+        exists = self._psql(query).stdout.strip()
         if exists != "1":
             self._psql(f'CREATE DATABASE "{name}"')
         return self.dsn_for(name)

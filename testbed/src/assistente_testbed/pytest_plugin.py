@@ -14,7 +14,11 @@ import pytest
 
 from assistente_testbed.cluster import KubeCluster
 from assistente_testbed.postgres import PostgresServer
+from assistente_testbed.rasa_fixtures import fake_datajud, rasa_stack
 from assistente_testbed.redis import RedisServer
+
+# The real Rasa stack and the DataJud fake (session scope, started only when a test asks).
+__all__ = ["fake_datajud", "kube_cluster", "postgres_server", "rasa_stack", "redis_server"]
 
 
 def _terminate_as_interrupt(signum: int, frame: FrameType | None) -> None:

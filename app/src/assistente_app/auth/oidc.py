@@ -1,0 +1,133 @@
+"""OIDC access-token validation against the issuer's JWKS (e.g. Keycloak)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import jwt
+from jwt import PyJWK
+
+from assistente_app.core.errors import (
+    ForbiddenError,
+    NotAuthenticatedError,
+    ServiceUnavailableError,
+)
+
+log = logging.getLogger(__name__)
+
+ALGORITHMS = ["RS256", "RS384", "RS512", "ES256", "ES384", "PS256"]
+
+
+@dataclass(frozen=True)
+class Principal:
+    subject: str
+    roles: frozenset[str]
+    name: str | None = None
+
+
+class JwksVerifier:
+    """Caches the JWKS and refetches it when a token names an unknown ``kid`` (key rotation)."""
+
+    def __init__(
+        self,
+        *,
+        jwks_url: str,
+        issuer: str | None,
+        audience: str | None,
+        roles_claim: str = "realm_access.roles",
+        cache_s: int = 300,
+        min_refresh_s: float = 10.0,
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.min_refresh_s = min_refresh_s
+        self.jwks_url = jwks_url
+        self.issuer = issuer
+        self.audience = audience
+        self.roles_claim = roles_claim
+        self.cache_s = cache_s
+        self._http = http
+        self._keys: dict[str, PyJWK] = {}
+        self._fetched_at = 0.0
+        self._lock = asyncio.Lock()
+
+    async def _refresh(self, *, force: bool) -> None:
+        async with self._lock:
+            fresh = time.monotonic() - self._fetched_at < self.cache_s
+            # Even when forced, refetch at most every min_refresh_s so tokens with junk kids
+            # cannot make us hammer the identity provider.
+            if fresh and (not force or time.monotonic() - self._fetched_at < self.min_refresh_s):
+                return
+            client = self._http or httpx.AsyncClient(timeout=5.0)
+            try:
+                response = await client.get(self.jwks_url)
+                response.raise_for_status()
+                document = response.json()
+            except (httpx.HTTPError, ValueError) as exc:
+                if self._keys:
+                    log.warning("JWKS refresh failed, keeping cached keys: %s", exc)
+                    return
+                raise ServiceUnavailableError("Provedor de identidade indisponível.") from exc
+            finally:
+                if self._http is None:
+                    await client.aclose()
+            keys: dict[str, PyJWK] = {}
+            for item in document.get("keys", []):
+                if item.get("use", "sig") != "sig":
+                    continue
+                try:
+                    keys[item.get("kid", "")] = PyJWK.from_dict(item)
+                except jwt.PyJWTError:
+                    log.warning("ignoring unusable JWK kid=%s", item.get("kid"))
+            self._keys = keys
+            self._fetched_at = time.monotonic()
+
+    async def verify(self, token: str) -> Principal:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise NotAuthenticatedError("Token de acesso inválido.") from exc
+        kid = header.get("kid", "")
+        await self._refresh(force=False)
+        if kid not in self._keys:
+            await self._refresh(force=True)
+        key = self._keys.get(kid)
+        if key is None:
+            raise NotAuthenticatedError("Token assinado por chave desconhecida.")
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key=key,
+                algorithms=ALGORITHMS,
+                audience=self.audience,
+                issuer=self.issuer,
+                options={"require": ["exp", "sub"], "verify_aud": self.audience is not None},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise NotAuthenticatedError("Token de acesso expirado.") from exc
+        except jwt.PyJWTError as exc:
+            raise NotAuthenticatedError(f"Token de acesso inválido: {exc}.") from exc
+        return Principal(
+            subject=str(claims["sub"]),
+            roles=frozenset(_roles(claims, self.roles_claim)),
+            name=claims.get("preferred_username") or claims.get("name"),
+        )
+
+
+def _roles(claims: dict[str, Any], path: str) -> list[str]:
+    value: Any = claims
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    roles = [str(r) for r in value] if isinstance(value, list) else []
+    if isinstance(claims.get("roles"), list):
+        roles += [str(r) for r in claims["roles"]]
+    return roles
+
+
+def require_role(principal: Principal, *roles: str) -> None:
+    if not principal.roles.intersection(roles):
+        raise ForbiddenError(f"Acesso restrito ao(s) papel(éis): {', '.join(roles)}.")

@@ -1,0 +1,42 @@
+"""Helpers shared by the channel webhooks."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import Request
+
+from assistente_app.core.errors import AppError, PayloadTooLargeError
+
+
+class InvalidSignatureError(AppError):
+    status_code = 401
+    code = "invalid_signature"
+
+
+class ChannelNotConfiguredError(AppError):
+    status_code = 404
+    code = "channel_not_configured"
+
+
+class MalformedPayloadError(AppError):
+    status_code = 400
+    code = "malformed_payload"
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    body = await request.body()
+    if len(body) > limit:
+        raise PayloadTooLargeError("Corpo da requisição grande demais.")
+    return body
+
+
+def parse_json(body: bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(body)
+    except ValueError as exc:
+        raise MalformedPayloadError("O corpo da requisição não é um JSON válido.") from exc
+    if not isinstance(data, dict):
+        raise MalformedPayloadError("Esperava um objeto JSON.")
+    return data

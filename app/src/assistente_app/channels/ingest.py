@@ -1,0 +1,53 @@
+"""Turn a channel's inbound text into a stored, queued message (shared by the webhooks)."""
+
+from __future__ import annotations
+
+import logging
+
+from assistente_app.conversations import models as m
+from assistente_app.conversations import service as conversation_service
+from assistente_app.core.errors import TooManyRequestsError
+from assistente_app.core.ratelimit import enforce_rate_limit
+from assistente_app.core.state import Resources
+
+log = logging.getLogger(__name__)
+
+
+async def ingest_text(
+    *,
+    resources: Resources,
+    channel: str,
+    sender: str,
+    text: str,
+    idempotency_key: str | None,
+) -> tuple[m.Conversation, m.Message | None]:
+    """Store and queue one inbound text. Over-limit senders are dropped (and logged), not
+    refused: a 429 would make the provider redeliver the whole batch of other senders too."""
+    try:
+        await enforce_rate_limit(
+            redis=resources.redis,
+            prefix=resources.settings.queue_prefix,
+            scope=channel,
+            sender=sender,
+            limit=resources.settings.rate_limit_per_minute,
+        )
+    except TooManyRequestsError:
+        limited = True
+    else:
+        limited = False
+    async with resources.db.write_sessions() as session:
+        conversation = await conversation_service.conversation_for_sender(
+            session=session, settings=resources.settings, channel=channel, external_id=sender
+        )
+        if limited:
+            await session.commit()
+            log.warning("rate limit: dropped a message", extra={"channel": channel})
+            return conversation, None
+        message, _duplicate = await conversation_service.accept_user_message(
+            session=session,
+            queues=resources.queues,
+            conversation=conversation,
+            text_=text[: resources.settings.max_message_chars],
+            idempotency_key=idempotency_key,
+        )
+    return conversation, message

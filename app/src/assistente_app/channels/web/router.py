@@ -1,0 +1,27 @@
+"""The accessible chat widget (static HTML/CSS/JS, no build step)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter
+from fastapi.responses import FileResponse
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+router = APIRouter(tags=["web"])
+
+
+@router.get("/", response_class=FileResponse, include_in_schema=True)
+async def widget_page() -> FileResponse:
+    """The citizen's chat page (pt-BR, WCAG 2.1 AA / eMAG)."""
+    return FileResponse(
+        STATIC_DIR / "index.html",
+        media_type="text/html; charset=utf-8",
+        headers={
+            # Only our own script, styles and API: no inline code, no third-party origins.
+            "Content-Security-Policy": "default-src 'self'; connect-src 'self' ws: wss:",
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "no-referrer",
+        },
+    )

@@ -1,0 +1,165 @@
+// Assistente Digital web widget: REST to send and read history, WebSocket for replies.
+// No framework, no build step. All text shown to citizens is in Brazilian Portuguese.
+(function () {
+  "use strict";
+  const API = "/api/v1/conversations";
+  const STORE = "assistente.conversation";
+  const WHO = { user: "Você", bot: "Assistente", agent: "Atendente", system: "Aviso" };
+  const el = (id) => document.getElementById(id);
+  const seen = new Set();
+  let session = null;
+  let socket = null;
+  let retryMs = 1000;
+
+  // --- accessibility preferences -------------------------------------------------------
+  const root = document.documentElement;
+  function applyPrefs() {
+    const contrast = localStorage.getItem("assistente.contrast") === "1";
+    root.classList.toggle("high-contrast", contrast);
+    el("contrast-toggle").setAttribute("aria-pressed", String(contrast));
+    const size = Number(localStorage.getItem("assistente.font") || "100");
+    root.style.setProperty("--font-size", size + "%");
+  }
+  el("contrast-toggle").addEventListener("click", () => {
+    const on = localStorage.getItem("assistente.contrast") !== "1";
+    localStorage.setItem("assistente.contrast", on ? "1" : "0");
+    applyPrefs();
+  });
+  function resize(delta) {
+    const size = Math.min(200, Math.max(80, Number(localStorage.getItem("assistente.font") || "100") + delta));
+    localStorage.setItem("assistente.font", String(size));
+    applyPrefs();
+  }
+  el("font-bigger").addEventListener("click", () => resize(10));
+  el("font-smaller").addEventListener("click", () => resize(-10));
+  applyPrefs();
+
+  // --- rendering -------------------------------------------------------------------------
+  function render(message) {
+    if (seen.has(message.id)) return;
+    seen.add(message.id);
+    const item = document.createElement("li");
+    item.className = message.role;
+    const who = document.createElement("span");
+    who.className = "who";
+    who.textContent = WHO[message.role] || message.role;
+    item.appendChild(who);
+    const body = document.createElement("span");
+    body.textContent = message.text;
+    item.appendChild(body);
+    const sources = (message.payload && message.payload.sources) || [];
+    if (sources.length) {
+      const list = document.createElement("p");
+      list.className = "sources";
+      list.textContent = "Fontes: " + sources.map((s) => s.title || s.path).join("; ");
+      item.appendChild(list);
+    }
+    const buttons = (message.payload && message.payload.buttons) || [];
+    if (buttons.length) {
+      const group = document.createElement("div");
+      group.className = "choices";
+      group.setAttribute("role", "group");
+      group.setAttribute("aria-label", "Opções de resposta");
+      buttons.forEach((choice) => {
+        const button = document.createElement("button");
+        button.type = "button";
+        button.textContent = choice.title;
+        button.addEventListener("click", () => send(choice.title).catch((e) => status(e.message)));
+        group.appendChild(button);
+      });
+      item.appendChild(group);
+    }
+    el("messages").appendChild(item);
+    item.scrollIntoView({ block: "end" });
+  }
+  function status(text) { el("connection").textContent = text; }
+
+  // --- API -------------------------------------------------------------------------------
+  async function call(method, path, body) {
+    const headers = { "Content-Type": "application/json" };
+    if (session) headers.Authorization = "Bearer " + session.token;
+    const response = await fetch(path, { method, headers, body: body ? JSON.stringify(body) : undefined });
+    const data = await response.json().catch(() => ({}));
+    if (!response.ok) {
+      const message = (data.error && data.error.message) || "Não foi possível concluir. Tente novamente.";
+      throw new Error(message);
+    }
+    return data;
+  }
+  async function loadHistory() {
+    const data = await call("GET", `${API}/${session.id}/messages`);
+    data.messages.forEach(render);
+  }
+  function connect() {
+    const scheme = location.protocol === "https:" ? "wss" : "ws";
+    socket = new WebSocket(`${scheme}://${location.host}${API}/${session.id}/ws`);
+    socket.addEventListener("open", () => socket.send(JSON.stringify({ token: session.token })));
+    socket.addEventListener("message", (event) => {
+      const data = JSON.parse(event.data);
+      if (data.type === "ready") { status("Conectado."); retryMs = 1000; loadHistory().catch(() => {}); }
+      if (data.type === "messages") data.messages.forEach(render);
+      if (data.type === "queue") {
+        status(`Você está na posição ${data.position} da fila. ` +
+          `Tempo estimado de espera: cerca de ${data.estimated_wait_minutes} minuto(s).`);
+      }
+    });
+    socket.addEventListener("close", () => {
+      if (!session) return;
+      status("Conexão perdida. Reconectando…");
+      setTimeout(connect, retryMs);
+      retryMs = Math.min(retryMs * 2, 30000);
+    });
+  }
+  function openChat() {
+    el("chat").hidden = false;
+    el("protocol").textContent = session.protocol;
+    document.querySelector(".intro").hidden = true;
+    loadHistory().catch((e) => status(e.message));
+    connect();
+  }
+
+  el("start").addEventListener("click", async () => {
+    try {
+      session = await call("POST", API, { channel: "web" });
+      sessionStorage.setItem(STORE, JSON.stringify(session));
+      openChat();
+      el("protocol").focus();
+      status("Atendimento iniciado. Guarde o seu protocolo: " + session.protocol);
+    } catch (e) { status(e.message); }
+  });
+  el("copy-protocol").addEventListener("click", () => {
+    navigator.clipboard.writeText(session.protocol).then(() => status("Protocolo copiado."));
+  });
+  el("new-conversation").addEventListener("click", () => {
+    sessionStorage.removeItem(STORE);
+    session = null;
+    if (socket) socket.close();
+    location.reload();
+  });
+  const input = el("message-input");
+  input.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey) { event.preventDefault(); el("composer").requestSubmit(); }
+  });
+  async function send(text) {
+    const key = (crypto.randomUUID && crypto.randomUUID()) || String(Date.now()) + Math.random();
+    const headers = { "Content-Type": "application/json", Authorization: "Bearer " + session.token, "Idempotency-Key": key };
+    const response = await fetch(`${API}/${session.id}/messages`, { method: "POST", headers, body: JSON.stringify({ text }) });
+    const data = await response.json().catch(() => ({}));
+    if (!response.ok) throw new Error((data.error && data.error.message) || "Falha ao enviar.");
+    render({ id: data.id, role: "user", text });
+  }
+  el("composer").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const text = input.value.trim();
+    el("composer-error").textContent = "";
+    if (!text) { el("composer-error").textContent = "Escreva uma mensagem antes de enviar."; input.focus(); return; }
+    try {
+      await send(text);
+      input.value = "";
+    } catch (e) { el("composer-error").textContent = e.message; }
+    input.focus();
+  });
+
+  const saved = sessionStorage.getItem(STORE);
+  if (saved) { session = JSON.parse(saved); openChat(); }
+})();

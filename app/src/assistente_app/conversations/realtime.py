@@ -1,0 +1,87 @@
+"""Fan-out of conversation events to WebSocket (and voice) waiters on any API replica.
+
+The worker and the API publish events on one Redis pub/sub channel; every API process keeps a
+single subscription and routes events to its local subscribers by conversation id. One Redis
+connection per process, not per socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from typing import Any
+
+from redis.asyncio import Redis
+
+log = logging.getLogger(__name__)
+
+
+def events_channel(prefix: str) -> str:
+    return f"{prefix}:events"
+
+
+async def publish_event(redis: Redis, prefix: str, event: dict[str, Any]) -> None:
+    await redis.publish(events_channel(prefix), json.dumps(event, ensure_ascii=False, default=str))
+
+
+class EventHub:
+    def __init__(self, redis: Redis, prefix: str) -> None:
+        self.redis = redis
+        self.channel = events_channel(prefix)
+        self._subscribers: dict[str, set[asyncio.Queue[dict[str, Any]]]] = defaultdict(set)
+        self._task: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._listen(), name="event-hub")
+        await asyncio.wait_for(self._ready.wait(), timeout=10)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _listen(self) -> None:
+        while True:
+            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self.channel)
+                self._ready.set()
+                async for message in pubsub.listen():
+                    if message.get("type") == "message":
+                        self._dispatch(message["data"])
+            except asyncio.CancelledError:
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                raise
+            except Exception:
+                log.exception("event subscription lost; resubscribing")
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await asyncio.sleep(1)
+
+    def _dispatch(self, raw: str) -> None:
+        try:
+            event = json.loads(raw)
+        except ValueError:
+            return
+        for queue in list(self._subscribers.get(str(event.get("conversation_id")), ())):
+            try:
+                queue.put_nowait(event)
+            except asyncio.QueueFull:
+                # A stuck client must not stall everyone; it reloads history on reconnect.
+                log.warning("dropping an event for a slow subscriber")
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self, conversation_id: str) -> AsyncIterator[asyncio.Queue[dict[str, Any]]]:
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=1000)
+        self._subscribers[conversation_id].add(queue)
+        try:
+            yield queue
+        finally:
+            self._subscribers[conversation_id].discard(queue)
+            if not self._subscribers[conversation_id]:
+                del self._subscribers[conversation_id]

@@ -1,0 +1,228 @@
+"""Conversation and message use cases shared by every channel."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import func, select, text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from assistente_app.auth.tokens import hash_token, new_token, token_matches
+from assistente_app.conversations import models as m
+from assistente_app.conversations.schemas import MessageOut
+from assistente_app.core import metrics
+from assistente_app.core.errors import ForbiddenError
+from assistente_app.core.logging import protocol_var
+from assistente_app.core.settings import Settings
+from assistente_app.protocols.numbers import format_protocol
+from assistente_app.queue.streams import Queues
+
+log = logging.getLogger(__name__)
+
+# A channel sender (WhatsApp number, Telegram chat) starts a new attendance after this silence.
+CHANNEL_CONVERSATION_IDLE = dt.timedelta(hours=24)
+ACTIVITY_PRECISION = dt.timedelta(minutes=1)
+
+
+def now_utc() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+async def next_protocol(*, session: AsyncSession, settings: Settings) -> str:
+    sequence = int((await session.execute(text("SELECT nextval('protocol_seq')"))).scalar_one())
+    return format_protocol(day=now_utc().astimezone(settings.tz).date(), sequence=sequence)
+
+
+async def create_conversation(
+    *, session: AsyncSession, settings: Settings, channel: str, external_id: str | None = None
+) -> tuple[m.Conversation, str]:
+    """Open a conversation and issue its protocol. Returns it with the clear-text token."""
+    token = new_token()
+    conversation = m.Conversation(
+        id=uuid.uuid4(),
+        protocol=await next_protocol(session=session, settings=settings),
+        channel=channel,
+        external_id=external_id,
+        token_hash=hash_token(token),
+        status=m.BOT,
+    )
+    session.add(conversation)
+    await session.flush()
+    log.info(
+        "conversation opened", extra={"channel": channel, "conversation_id": str(conversation.id)}
+    )
+    return conversation, token
+
+
+async def conversation_for_sender(
+    *, session: AsyncSession, settings: Settings, channel: str, external_id: str
+) -> m.Conversation:
+    """The open conversation of a channel sender, or a new one (with a new protocol)."""
+    # Serialise concurrent webhook deliveries of the same sender inside this transaction.
+    await session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+        {"key": f"{channel}:{external_id}"},
+    )
+    current = (
+        await session.execute(
+            select(m.Conversation)
+            .where(m.Conversation.channel == channel, m.Conversation.external_id == external_id)
+            .order_by(m.Conversation.created_at.desc())
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+    if (
+        current is not None
+        and current.status != m.RESOLVED
+        and now_utc() - current.last_activity_at < CHANNEL_CONVERSATION_IDLE
+    ):
+        return current
+    conversation, _token = await create_conversation(
+        session=session, settings=settings, channel=channel, external_id=external_id
+    )
+    return conversation
+
+
+async def authorize(
+    *, session: AsyncSession, conversation_id: uuid.UUID, token: str
+) -> m.Conversation:
+    """The conversation if ``token`` is its own. Unknown id and wrong token look the same."""
+    conversation = await session.get(m.Conversation, conversation_id)
+    if conversation is None or not token_matches(token, conversation.token_hash):
+        raise ForbiddenError("Token não dá acesso a esta conversa.")
+    protocol_var.set(conversation.protocol)
+    return conversation
+
+
+async def authorize_protocol(*, session: AsyncSession, protocol: str, token: str) -> m.Conversation:
+    conversation = (
+        await session.execute(select(m.Conversation).where(m.Conversation.protocol == protocol))
+    ).scalar_one_or_none()
+    if conversation is None or not token_matches(token, conversation.token_hash):
+        raise ForbiddenError("Token não dá acesso a este protocolo.")
+    return conversation
+
+
+async def accept_user_message(
+    *,
+    session: AsyncSession,
+    queues: Queues,
+    conversation: m.Conversation,
+    text_: str,
+    idempotency_key: str | None = None,
+) -> tuple[m.Message, bool]:
+    """Store the message durably, then queue it. Returns ``(message, duplicate)``.
+
+    Backpressure is checked first (503, nothing stored). The row is committed before XADD: if
+    Redis then fails, the caller answers 5xx but the message is already safe and the worker's
+    sweeper queues it later. A retried delivery with the same
+    idempotency key returns the stored message (queued again if it is still unprocessed; the
+    worker ignores entries whose message was already processed).
+    """
+    if conversation.status == m.RESOLVED:
+        conversation.status = m.BOT
+        conversation.team = None
+        conversation.agent_sub = None
+    for_agent = conversation.status in (m.QUEUED, m.HUMAN)
+    status = m.FOR_AGENT if for_agent else m.ACCEPTED
+    if not for_agent:
+        await queues.inbound_for(str(conversation.id)).check_capacity()
+    message_id = uuid.uuid4()
+    inserted = (
+        await session.execute(
+            insert(m.Message)
+            .values(
+                id=message_id,
+                conversation_id=conversation.id,
+                role="user",
+                text=text_,
+                status=status,
+                idempotency_key=idempotency_key,
+            )
+            .on_conflict_do_nothing(index_elements=["idempotency_key"])
+            .returning(m.Message)
+        )
+    ).scalar_one_or_none()
+    duplicate = inserted is None
+    if inserted is None:
+        message = (
+            await session.execute(
+                select(m.Message).where(m.Message.idempotency_key == idempotency_key)
+            )
+        ).scalar_one()
+    else:
+        message = inserted
+        now = now_utc()
+        # Retention only needs day precision: skip the UPDATE on chatty conversations.
+        if now - conversation.last_activity_at > ACTIVITY_PRECISION:
+            conversation.last_activity_at = now
+    await session.commit()
+    if not duplicate:
+        metrics.MESSAGES.labels(channel=conversation.channel, direction="inbound").inc()
+    if message.status == m.ACCEPTED:
+        await queues.inbound_for(str(conversation.id)).add(
+            {"message_id": str(message.id), "conversation_id": str(conversation.id)}
+        )
+    return message, duplicate
+
+
+async def add_message(
+    *,
+    session: AsyncSession,
+    conversation_id: uuid.UUID,
+    role: str,
+    text_: str,
+    payload: dict[str, object] | None = None,
+    agent_sub: str | None = None,
+) -> m.Message:
+    message = m.Message(
+        id=uuid.uuid4(),
+        conversation_id=conversation_id,
+        role=role,
+        text=text_,
+        payload=payload,
+        status=m.STORED,
+        agent_sub=agent_sub,
+    )
+    session.add(message)
+    await session.flush()
+    return message
+
+
+async def enqueue_delivery(
+    *, queues: Queues, conversation_id: uuid.UUID, message_ids: Sequence[uuid.UUID]
+) -> None:
+    """Hand replies to the worker, which pushes them to WebSockets and channel APIs."""
+    if message_ids:
+        await queues.outbound_for(str(conversation_id)).add(
+            {
+                "conversation_id": str(conversation_id),
+                "message_ids": ",".join(str(i) for i in message_ids),
+            }
+        )
+
+
+async def list_messages(
+    *, session: AsyncSession, conversation_id: uuid.UUID, after_seq: int = 0, limit: int = 500
+) -> list[MessageOut]:
+    rows = (
+        await session.execute(
+            select(m.Message)
+            .where(m.Message.conversation_id == conversation_id, m.Message.seq > after_seq)
+            .order_by(m.Message.seq)
+            .limit(limit)
+        )
+    ).scalars()
+    return [MessageOut.model_validate(row) for row in rows]
+
+
+async def touch(*, session: AsyncSession, conversation_id: uuid.UUID) -> None:
+    await session.execute(
+        update(m.Conversation)
+        .where(m.Conversation.id == conversation_id)
+        .values(last_activity_at=func.now())
+    )

@@ -1,0 +1,84 @@
+"""Typed FastAPI dependencies: resources, DB sessions, principals."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from assistente_app.auth.oidc import Principal, require_role
+from assistente_app.core.errors import NotAuthenticatedError, ServiceUnavailableError
+from assistente_app.core.settings import Settings
+from assistente_app.core.state import Resources
+
+
+def get_resources(request: Request) -> Resources:
+    resources: Resources = request.app.state.resources
+    return resources
+
+
+ResourcesDep = Annotated[Resources, Depends(get_resources)]
+
+
+def get_settings_dep(resources: ResourcesDep) -> Settings:
+    return resources.settings
+
+
+def get_redis(resources: ResourcesDep) -> Redis:
+    return resources.redis
+
+
+async def get_session(resources: ResourcesDep) -> AsyncIterator[AsyncSession]:
+    async with resources.db.write_sessions() as session:
+        yield session
+
+
+async def get_read_session(resources: ResourcesDep) -> AsyncIterator[AsyncSession]:
+    async with resources.db.read_sessions() as session:
+        yield session
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+RedisDep = Annotated[Redis, Depends(get_redis)]
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session)]
+
+
+def bearer_token(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise NotAuthenticatedError(
+            "Envie o token no cabeçalho Authorization: Bearer <token>.",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return token.strip()
+
+
+BearerDep = Annotated[str, Depends(bearer_token)]
+
+
+async def get_principal(resources: ResourcesDep, token: BearerDep) -> Principal:
+    if resources.verifier is None:
+        raise ServiceUnavailableError("Autenticação de atendentes não configurada (OIDC).")
+    return await resources.verifier.verify(token)
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+async def get_agent(principal: PrincipalDep) -> Principal:
+    require_role(principal, "agent", "admin")
+    return principal
+
+
+async def get_admin(principal: PrincipalDep) -> Principal:
+    require_role(principal, "admin")
+    return principal
+
+
+AgentDep = Annotated[Principal, Depends(get_agent)]
+AdminDep = Annotated[Principal, Depends(get_admin)]

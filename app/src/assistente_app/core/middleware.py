@@ -1,0 +1,118 @@
+"""Pure-ASGI middleware: request ids + JSON access log + latency metrics, and a body limit."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from assistente_app.core import metrics
+from assistente_app.core.errors import error_body
+from assistente_app.core.logging import protocol_var, request_id_var
+
+log = logging.getLogger("assistente_app.access")
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        incoming = headers.get(b"x-request-id", b"").decode("latin-1")[:64]
+        request_id = incoming or uuid.uuid4().hex
+        request_token = request_id_var.set(request_id)
+        protocol_token = protocol_var.set(None)
+        status = 500
+        started = time.perf_counter()
+
+        async def _send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, _send)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = scope.get("route")
+            route_path = getattr(route, "path", "unmatched")
+            metrics.REQUEST_LATENCY.labels(
+                method=scope["method"], route=route_path, status=str(status)
+            ).observe(elapsed)
+            if route_path not in ("/metrics", "/healthz", "/readyz"):
+                # Path only, never the query string: it may carry tokens or challenges.
+                log.info("%s %s %d %.1fms", scope["method"], route_path, status, elapsed * 1000)
+            request_id_var.reset(request_token)
+            protocol_var.reset(protocol_token)
+
+
+class BodySizeLimitMiddleware:
+    """Refuse bodies above ``max_bytes`` with 413, by header or while streaming."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._reject(send)
+            return
+        if declared is not None:
+            # The server enforces Content-Length framing, so the declared size is the size.
+            await self.app(scope, receive, send)
+            return
+        # Chunked upload: read it (at most max_bytes) before the app sees it. Raising from
+        # inside receive() would be turned into a generic 400 by the body parser.
+        buffered: list[Message] = []
+        size = 0
+        while True:
+            message = await receive()
+            buffered.append(message)
+            if message["type"] != "http.request":
+                break
+            size += len(message.get("body", b""))
+            if size > self.max_bytes:
+                await self._reject(send)
+                return
+            if not message.get("more_body", False):
+                break
+
+        async def _replay() -> Message:
+            return buffered.pop(0) if buffered else await receive()
+
+        await self.app(scope, _replay, send)
+
+    async def _reject(self, send: Send) -> None:
+        body = json.dumps(
+            error_body(
+                "payload_too_large",
+                f"Corpo da requisição acima do limite de {self.max_bytes} bytes.",
+            ),
+            ensure_ascii=False,
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,22 @@
+"""Redis client construction: a plain URL or Sentinel discovery of the current primary."""
+
+from __future__ import annotations
+
+from redis.asyncio import Redis
+from redis.asyncio.sentinel import Sentinel
+
+from assistente_app.core.settings import Settings
+
+
+def create_redis(settings: Settings) -> Redis:
+    """Return a client with ``decode_responses`` so stream fields come back as ``str``."""
+    if settings.redis_sentinels:
+        hosts = []
+        for item in settings.redis_sentinels.split(","):
+            host, _, port = item.strip().rpartition(":")
+            hosts.append((host, int(port)))
+        sentinel = Sentinel(hosts, socket_timeout=2.0)  # type: ignore[no-untyped-call]
+        # master_for re-discovers the primary after a failover, so writes follow it.
+        client: Redis = sentinel.master_for(settings.redis_sentinel_master, decode_responses=True)
+        return client
+    return Redis.from_url(settings.redis_url, decode_responses=True, health_check_interval=30)

@@ -1,0 +1,147 @@
+"""Application settings, read from ``ASSISTENTE_*`` environment variables."""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import lru_cache
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Team = Literal["suporte_tecnico", "servicos_portal", "orientacao_processual", "geral"]
+TEAMS: tuple[Team, ...] = ("suporte_tecnico", "servicos_portal", "orientacao_processual", "geral")
+TEAM_LABELS: dict[str, str] = {
+    "suporte_tecnico": "Suporte técnico",
+    "servicos_portal": "Serviços do portal",
+    "orientacao_processual": "Orientação processual",
+    "geral": "Atendimento geral",
+}
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class Settings(BaseSettings):
+    """Every knob of the API and the worker. Secrets are ``SecretStr`` so they never print."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ASSISTENTE_", env_ignore_empty=True, extra="ignore"
+    )
+
+    environment: Literal["development", "production"] = Field(
+        default="development", description="production refuses to start without OIDC"
+    )
+    log_level: str = "INFO"
+
+    # Storage
+    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/assistente"
+    database_read_url: str | None = None
+    database_pool_size: int = 10
+    database_pool_pre_ping: bool = Field(
+        default=True,
+        description="Test pooled connections before use (~0.3 ms CPU/request; survives failover)",
+    )
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_sentinels: str | None = Field(
+        default=None, description="host:port,host:port of Sentinels; enables Sentinel discovery"
+    )
+    redis_sentinel_master: str = "mymaster"
+    redis_min_replicas_ack: int = Field(
+        default=0, description="Replicas that must hold a queued entry before the API answers 202"
+    )
+
+    # Queue
+    queue_prefix: str = "assistente"
+    queue_partitions: int = Field(default=1, ge=1, le=256)
+    queue_max_length: int = Field(default=100_000, description="Backlog above which we answer 503")
+    queue_max_failures: int = Field(default=5, ge=1)
+    queue_reclaim_idle_ms: int = Field(default=30_000, ge=100)
+    queue_block_ms: int = 2_000
+    queue_sweep_after_s: int = Field(default=120, description="Re-enqueue stored-but-unqueued age")
+    worker_concurrency: int = Field(default=16, ge=1)
+    worker_backoff_max_s: float = 30.0
+    worker_metrics_port: int | None = 9101
+
+    # Rasa
+    rasa_url: str = "http://127.0.0.1:5005"
+    rasa_timeout_s: float = 30.0
+
+    # HTTP limits
+    max_body_bytes: int = 64 * 1024
+    max_message_chars: int = 4_000
+    rate_limit_per_minute: int = 30
+    conversation_create_per_minute: int = 20
+
+    # Protocols
+    timezone: str = "America/Sao_Paulo"
+
+    # Human level 2
+    service_days: str = "mon,tue,wed,thu,fri"
+    service_open: dt.time = dt.time(8, 0)
+    service_close: dt.time = dt.time(18, 0)
+    average_handle_minutes: float = 6.0
+
+    # Auth (OIDC for agents and admins)
+    oidc_issuer: str | None = None
+    oidc_audience: str | None = None
+    oidc_jwks_url: str | None = None
+    oidc_roles_claim: str = "realm_access.roles"
+    oidc_jwks_cache_s: int = 300
+
+    # Channels
+    public_base_url: str = "http://127.0.0.1:8000"
+    whatsapp_verify_token: SecretStr | None = None
+    whatsapp_app_secret: SecretStr | None = None
+    whatsapp_access_token: SecretStr | None = None
+    whatsapp_phone_number_id: str | None = None
+    whatsapp_api_base: str = "https://graph.facebook.com"
+    whatsapp_api_version: str = "v21.0"
+    telegram_bot_token: SecretStr | None = None
+    telegram_webhook_secret: SecretStr | None = None
+    telegram_api_base: str = "https://api.telegram.org"
+    voice_auth_token: SecretStr | None = None
+    voice_reply_timeout_s: float = 8.0
+    voice_transfer_target: str | None = None
+    outbound_timeout_s: float = 10.0
+
+    # LGPD
+    retention_days: int = Field(default=180, ge=1)
+    retention_interval_s: int = 3600
+
+    @field_validator("database_url", "database_read_url")
+    @classmethod
+    def _use_asyncpg(cls, value: str | None) -> str | None:
+        # Operators paste plain libpq DSNs; SQLAlchemy needs the driver in the scheme.
+        if value and value.startswith(("postgresql://", "postgres://")):
+            return "postgresql+asyncpg://" + value.split("://", 1)[1]
+        return value
+
+    @field_validator("service_days")
+    @classmethod
+    def _known_days(cls, value: str) -> str:
+        days = [d.strip().lower() for d in value.split(",") if d.strip()]
+        unknown = [d for d in days if d not in WEEKDAYS]
+        if unknown:
+            raise ValueError(f"unknown weekday(s) {unknown}; use {','.join(WEEKDAYS)}")
+        return ",".join(days)
+
+    @model_validator(mode="after")
+    def _production_needs_agent_auth(self) -> Settings:
+        # Without OIDC the agent and admin APIs answer 503; in production that is a
+        # misconfiguration to catch at start-up, not at the first escalation.
+        if self.environment == "production" and not self.oidc_jwks_url:
+            raise ValueError("ASSISTENTE_OIDC_JWKS_URL is required when environment=production")
+        return self
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def open_weekdays(self) -> set[int]:
+        return {WEEKDAYS.index(d) for d in self.service_days.split(",") if d}
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,266 @@
+"""Human level 2: team queues, positions, wait estimates, service hours, agent actions."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from assistente_app.conversations import models as m
+from assistente_app.conversations import service as conversation_service
+from assistente_app.core import metrics
+from assistente_app.core.errors import ConflictError, ForbiddenError, NotFoundError
+from assistente_app.core.settings import TEAM_LABELS, TEAMS, WEEKDAYS, Settings
+
+WEEKDAY_NAMES = ("segunda", "terça", "quarta", "quinta", "sexta", "sábado", "domingo")
+
+
+@dataclass(frozen=True)
+class QueueStanding:
+    position: int
+    estimated_wait_minutes: int
+
+
+def is_open(*, settings: Settings, at: dt.datetime) -> bool:
+    local = at.astimezone(settings.tz)
+    # service_close = 23:59:59.999999 means "until midnight".
+    before_close = local.time() < settings.service_close or settings.service_close == dt.time.max
+    return (
+        local.weekday() in settings.open_weekdays
+        and settings.service_open <= local.time()
+        and before_close
+    )
+
+
+def next_opening(*, settings: Settings, at: dt.datetime) -> dt.datetime:
+    """The next moment the human service opens (``at`` itself if it is open)."""
+    local = at.astimezone(settings.tz)
+    for days_ahead in range(8):
+        day = local.date() + dt.timedelta(days=days_ahead)
+        if day.weekday() not in settings.open_weekdays:
+            continue
+        opening = dt.datetime.combine(day, settings.service_open, tzinfo=settings.tz)
+        closing = dt.datetime.combine(day, settings.service_close, tzinfo=settings.tz)
+        if local < closing:
+            return max(opening, local)
+    raise ValueError("service_days is empty")
+
+
+def hours_text(settings: Settings) -> str:
+    days = [WEEKDAY_NAMES[WEEKDAYS.index(d)] for d in settings.service_days.split(",")]
+    joined = days[0] if len(days) == 1 else ", ".join(days[:-1]) + " e " + days[-1]
+    return f"{joined}, das {settings.service_open:%H:%M} às {settings.service_close:%H:%M}"
+
+
+async def standing(
+    *, session: AsyncSession, settings: Settings, conversation: m.Conversation
+) -> QueueStanding | None:
+    if conversation.status != m.QUEUED or conversation.queued_at is None:
+        return None
+    ahead = (
+        await session.execute(
+            select(func.count())
+            .select_from(m.Conversation)
+            .where(
+                m.Conversation.status == m.QUEUED,
+                m.Conversation.team == conversation.team,
+                or_(
+                    m.Conversation.queued_at < conversation.queued_at,
+                    and_(
+                        m.Conversation.queued_at == conversation.queued_at,
+                        m.Conversation.id < conversation.id,
+                    ),
+                ),
+            )
+        )
+    ).scalar_one()
+    agents = (
+        await session.execute(
+            select(func.count(func.distinct(m.Conversation.agent_sub))).where(
+                m.Conversation.status == m.HUMAN, m.Conversation.team == conversation.team
+            )
+        )
+    ).scalar_one()
+    position = int(ahead) + 1
+    # Each agent clears one conversation every average_handle_minutes; with nobody online yet,
+    # assume one agent so the citizen still gets an order of magnitude.
+    wait = math.ceil(position * settings.average_handle_minutes / max(1, int(agents)))
+    return QueueStanding(position=position, estimated_wait_minutes=wait)
+
+
+async def team_standings(
+    *, session: AsyncSession, settings: Settings, team: str
+) -> list[tuple[uuid.UUID, QueueStanding]]:
+    """Every queued conversation of ``team`` with its current position and wait estimate."""
+    agents = (
+        await session.execute(
+            select(func.count(func.distinct(m.Conversation.agent_sub))).where(
+                m.Conversation.status == m.HUMAN, m.Conversation.team == team
+            )
+        )
+    ).scalar_one()
+    rows = await session.execute(
+        select(m.Conversation.id)
+        .where(m.Conversation.status == m.QUEUED, m.Conversation.team == team)
+        .order_by(m.Conversation.queued_at, m.Conversation.id)
+    )
+    per_agent = settings.average_handle_minutes / max(1, int(agents))
+    return [
+        (conversation_id, QueueStanding(index, math.ceil(index * per_agent)))
+        for index, conversation_id in enumerate(rows.scalars(), start=1)
+    ]
+
+
+def standing_text(*, team: str, protocol: str, place: QueueStanding) -> str:
+    return (
+        f"Você está na fila de {TEAM_LABELS.get(team, team)}, na posição {place.position}. "
+        f"Tempo estimado de espera: cerca de {place.estimated_wait_minutes} minuto(s). "
+        f"Seu protocolo é {protocol}."
+    )
+
+
+async def escalate(
+    *,
+    session: AsyncSession,
+    settings: Settings,
+    conversation: m.Conversation,
+    team: str,
+    reason: str,
+    at: dt.datetime | None = None,
+) -> m.Message:
+    """Put the conversation in ``team``'s queue (or explain the service hours) and return the
+    system message that tells the citizen what happens next."""
+    at = at or conversation_service.now_utc()
+    team = team if team in TEAMS else "geral"
+    if not is_open(settings=settings, at=at):
+        opening = next_opening(settings=settings, at=at)
+        text = (
+            f"No momento não há atendentes disponíveis. O atendimento humano funciona de "
+            f"{hours_text(settings)} (horário de Brasília). Retorne a partir de "
+            f"{opening:%d/%m/%Y às %H:%M} informando o protocolo {conversation.protocol}."
+        )
+        return await conversation_service.add_message(
+            session=session,
+            conversation_id=conversation.id,
+            role="system",
+            text_=text,
+            payload={"type": "service_closed", "next_opening": opening.isoformat()},
+        )
+    if conversation.status not in (m.QUEUED, m.HUMAN):
+        conversation.status = m.QUEUED
+        conversation.team = team
+        conversation.escalation_reason = reason[:500]
+        conversation.queued_at = at
+        conversation.agent_sub = None
+        await session.flush()
+        metrics.ESCALATIONS.labels(team=team).inc()
+    place = await standing(session=session, settings=settings, conversation=conversation)
+    assert conversation.team is not None
+    text = (
+        standing_text(team=conversation.team, protocol=conversation.protocol, place=place)
+        if place
+        else "Um atendente já está com a sua conversa."
+    )
+    payload: dict[str, object] = {"type": "queue", "team": conversation.team}
+    if place:
+        payload.update(position=place.position, estimated_wait_minutes=place.estimated_wait_minutes)
+    return await conversation_service.add_message(
+        session=session, conversation_id=conversation.id, role="system", text_=text, payload=payload
+    )
+
+
+async def list_queue(*, session: AsyncSession, team: str | None) -> list[m.Conversation]:
+    query = select(m.Conversation).where(m.Conversation.status == m.QUEUED)
+    if team:
+        query = query.where(m.Conversation.team == team)
+    rows = await session.execute(query.order_by(m.Conversation.queued_at, m.Conversation.id))
+    return list(rows.scalars())
+
+
+async def get_conversation(*, session: AsyncSession, conversation_id: uuid.UUID) -> m.Conversation:
+    conversation = await session.get(m.Conversation, conversation_id, with_for_update=True)
+    if conversation is None:
+        raise NotFoundError("Conversa não encontrada.")
+    return conversation
+
+
+async def claim(
+    *, session: AsyncSession, conversation_id: uuid.UUID, agent_sub: str, agent_name: str | None
+) -> tuple[m.Conversation, m.Message]:
+    claimed = (
+        await session.execute(
+            update(m.Conversation)
+            .where(m.Conversation.id == conversation_id, m.Conversation.status == m.QUEUED)
+            .values(status=m.HUMAN, agent_sub=agent_sub, claimed_at=func.now())
+            .returning(m.Conversation.id)
+        )
+    ).scalar_one_or_none()
+    if claimed is None:
+        await get_conversation(session=session, conversation_id=conversation_id)
+        raise ConflictError(
+            "A conversa não está aguardando na fila (já foi assumida ou encerrada)."
+        )
+    conversation = await get_conversation(session=session, conversation_id=conversation_id)
+    await session.refresh(conversation)
+    who = f"O(a) atendente {agent_name}" if agent_name else "Um(a) atendente"
+    message = await conversation_service.add_message(
+        session=session,
+        conversation_id=conversation.id,
+        role="system",
+        text_=f"{who} assumiu o seu atendimento.",
+        payload={"type": "agent_joined"},
+    )
+    return conversation, message
+
+
+def ensure_owner(conversation: m.Conversation, agent_sub: str, *, is_admin: bool) -> None:
+    if conversation.status != m.HUMAN:
+        raise ConflictError("Assuma a conversa antes de responder, transferir ou encerrar.")
+    if conversation.agent_sub != agent_sub and not is_admin:
+        raise ForbiddenError("Esta conversa pertence a outro(a) atendente.")
+
+
+async def transfer(
+    *, session: AsyncSession, settings: Settings, conversation: m.Conversation, team: str
+) -> m.Message:
+    # The citizen keeps the original queued_at: a transfer must not send them to the back.
+    conversation.status = m.QUEUED
+    conversation.team = team
+    conversation.agent_sub = None
+    conversation.claimed_at = None
+    await session.flush()
+    place = await standing(session=session, settings=settings, conversation=conversation)
+    assert place is not None
+    return await conversation_service.add_message(
+        session=session,
+        conversation_id=conversation.id,
+        role="system",
+        text_="Sua conversa foi transferida. "
+        + standing_text(team=team, protocol=conversation.protocol, place=place),
+        payload={
+            "type": "queue",
+            "team": team,
+            "position": place.position,
+            "estimated_wait_minutes": place.estimated_wait_minutes,
+        },
+    )
+
+
+async def resolve(*, session: AsyncSession, conversation: m.Conversation) -> m.Message:
+    conversation.status = m.RESOLVED
+    conversation.resolved_at = conversation_service.now_utc()
+    await session.flush()
+    return await conversation_service.add_message(
+        session=session,
+        conversation_id=conversation.id,
+        role="system",
+        text_=(
+            f"Atendimento encerrado. Protocolo {conversation.protocol}. "
+            "Se precisar de algo mais, é só escrever."
+        ),
+        payload={"type": "resolved"},
+    )

@@ -1,0 +1,136 @@
+"""LGPD: retention, data-subject export and erasure, with an audit trail."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from assistente_app.conversations import models as m
+from assistente_app.conversations.schemas import MessageOut
+from assistente_app.lgpd.models import LgpdRequest
+
+
+def subject_hash(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def _subject_filter(*, protocol: str | None, channel: str | None, external_id: str | None) -> Any:
+    if protocol:
+        return m.Conversation.protocol == protocol
+    return (m.Conversation.channel == channel) & (m.Conversation.external_id == external_id)
+
+
+async def export_subject(
+    *,
+    session: AsyncSession,
+    requested_by: str,
+    protocol: str | None = None,
+    channel: str | None = None,
+    external_id: str | None = None,
+) -> dict[str, Any]:
+    """Everything stored about a data subject (LGPD art. 18 II / art. 19)."""
+    where = _subject_filter(protocol=protocol, channel=channel, external_id=external_id)
+    conversations = list(
+        (
+            await session.execute(
+                select(m.Conversation).where(where).order_by(m.Conversation.created_at)
+            )
+        ).scalars()
+    )
+    exported = []
+    for conversation in conversations:
+        rows = await session.execute(
+            select(m.Message)
+            .where(m.Message.conversation_id == conversation.id)
+            .order_by(m.Message.seq)
+        )
+        exported.append(
+            {
+                "protocol": conversation.protocol,
+                "conversation_id": str(conversation.id),
+                "channel": conversation.channel,
+                "external_id": conversation.external_id,
+                "status": conversation.status,
+                "team": conversation.team,
+                "created_at": conversation.created_at.isoformat(),
+                "last_activity_at": conversation.last_activity_at.isoformat(),
+                "messages": [
+                    MessageOut.model_validate(row).model_dump(mode="json") for row in rows.scalars()
+                ],
+            }
+        )
+    session.add(
+        LgpdRequest(
+            kind="export",
+            subject_hash=subject_hash(protocol or f"{channel}:{external_id}"),
+            requested_by=requested_by,
+            result={"conversations": len(exported)},
+        )
+    )
+    await session.commit()
+    return {"generated_at": dt.datetime.now(dt.UTC).isoformat(), "conversations": exported}
+
+
+async def erase_subject(
+    *,
+    session: AsyncSession,
+    requested_by: str,
+    protocol: str | None = None,
+    channel: str | None = None,
+    external_id: str | None = None,
+) -> dict[str, int]:
+    """Delete the subject's conversations and messages (LGPD art. 18 VI)."""
+    where = _subject_filter(protocol=protocol, channel=channel, external_id=external_id)
+    ids = list((await session.execute(select(m.Conversation.id).where(where))).scalars())
+    messages = 0
+    if ids:
+        messages = int(
+            (
+                await session.execute(
+                    select(func.count())
+                    .select_from(m.Message)
+                    .where(m.Message.conversation_id.in_(ids))
+                )
+            ).scalar_one()
+        )
+        await session.execute(delete(m.Conversation).where(m.Conversation.id.in_(ids)))
+    result = {"conversations": len(ids), "messages": messages}
+    session.add(
+        LgpdRequest(
+            kind="erasure",
+            subject_hash=subject_hash(protocol or f"{channel}:{external_id}"),
+            requested_by=requested_by,
+            result=result,
+        )
+    )
+    await session.commit()
+    return result
+
+
+async def apply_retention(
+    *, session: AsyncSession, retention_days: int, requested_by: str = "retention-job"
+) -> int:
+    """Delete conversations idle for longer than ``retention_days`` (messages cascade)."""
+    cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(days=retention_days)
+    deleted = (
+        await session.execute(
+            delete(m.Conversation)
+            .where(m.Conversation.last_activity_at < cutoff)
+            .returning(m.Conversation.id)
+        )
+    ).scalars()
+    count = len(list(deleted))
+    session.add(
+        LgpdRequest(
+            kind="retention",
+            subject_hash=None,
+            requested_by=requested_by,
+            result={"conversations": count, "cutoff": cutoff.isoformat()},
+        )
+    )
+    await session.commit()
+    return count

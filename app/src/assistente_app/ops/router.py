@@ -1,0 +1,56 @@
+"""Health, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from assistente_app.core import metrics
+from assistente_app.core.deps import ResourcesDep
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """Liveness: the process answers."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", responses={503: {"description": "PostgreSQL ou Redis indisponível"}})
+async def readyz(resources: ResourcesDep) -> JSONResponse:
+    """Readiness: PostgreSQL (primary) and Redis answer."""
+    checks: dict[str, Any] = {}
+    try:
+        async with resources.db.writer.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as exc:
+        checks["database"] = f"error: {type(exc).__name__}"
+    try:
+        await resources.redis.ping()
+        checks["redis"] = "ok"
+    except Exception as exc:
+        checks["redis"] = f"error: {type(exc).__name__}"
+    ready = all(v == "ok" for v in checks.values())
+    return JSONResponse(
+        {"status": "ok" if ready else "unavailable", "checks": checks},
+        status_code=200 if ready else 503,
+    )
+
+
+@router.get("/metrics", response_class=Response)
+async def prometheus_metrics(resources: ResourcesDep) -> Response:
+    """Prometheus text format; queue depth is read from Redis at scrape time."""
+    try:
+        for queue in resources.queues.all():
+            metrics.QUEUE_DEPTH.labels(stream=queue.key).set(await queue.depth())
+    except Exception as exc:  # a scrape must still answer when Redis is down
+        log.warning("queue depth unavailable: %s", type(exc).__name__)
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,242 @@
+"""What the worker does with each stream entry: inbound turns and outbound deliveries."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from redis.asyncio import Redis
+from redis.exceptions import LockError
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from assistente_app.channels.telegram.client import TelegramClient
+from assistente_app.channels.text import as_text
+from assistente_app.channels.whatsapp.client import WhatsAppClient
+from assistente_app.conversations import models as m
+from assistente_app.conversations import service as conversation_service
+from assistente_app.conversations.realtime import publish_event
+from assistente_app.conversations.schemas import MessageOut
+from assistente_app.core import metrics
+from assistente_app.core.db import Database
+from assistente_app.core.logging import protocol_var
+from assistente_app.core.settings import Settings
+from assistente_app.escalation import service as escalation_service
+from assistente_app.queue.consumer import TransientError
+from assistente_app.queue.streams import Entry, Queues
+from assistente_app.worker.rasa import RasaClient, interpret
+
+log = logging.getLogger(__name__)
+
+REPLY_ROLES = ("bot", "agent", "system")
+
+
+@dataclass
+class WorkerContext:
+    settings: Settings
+    db: Database
+    redis: Redis
+    queues: Queues
+    http: httpx.AsyncClient
+    rasa: RasaClient
+    whatsapp: WhatsAppClient
+    telegram: TelegramClient
+
+
+async def handle_inbound(ctx: WorkerContext, entry: Entry) -> None:
+    """One citizen message → Rasa → stored replies (+ escalation) → outbound queue."""
+    message_id = uuid.UUID(entry.fields["message_id"])
+    lock = ctx.redis.lock(
+        f"{ctx.settings.queue_prefix}:lock:conv:{entry.fields.get('conversation_id')}",
+        timeout=ctx.settings.rasa_timeout_s + 30,
+        blocking_timeout=ctx.settings.rasa_timeout_s,
+    )
+    try:
+        acquired = await lock.acquire()
+    except LockError as exc:
+        raise TransientError("conversation lock unavailable") from exc
+    if not acquired:
+        raise TransientError("conversation busy in another worker")
+    try:
+        await _process_turn(ctx, message_id)
+    finally:
+        try:
+            await lock.release()
+        except LockError:
+            log.warning("conversation lock expired before release")
+
+
+async def _process_turn(ctx: WorkerContext, message_id: uuid.UUID) -> None:
+    async with ctx.db.write_sessions() as session:
+        message = await session.get(m.Message, message_id)
+        if message is None:
+            log.info("message no longer exists (erased?)", extra={"message_id": str(message_id)})
+            return
+        conversation = await session.get(m.Conversation, message.conversation_id)
+        assert conversation is not None
+        protocol_var.set(conversation.protocol)
+        if message.status != m.ACCEPTED:
+            # Already processed: a redelivery after a crash. Make sure the replies went out.
+            await _requeue_undelivered(ctx, session, conversation.id, after_seq=message.seq)
+            return
+        if conversation.status in (m.QUEUED, m.HUMAN):
+            message.status = m.FOR_AGENT  # the bot stays silent while a human owns it
+            await session.commit()
+            return
+        text = message.text
+        metadata = {
+            "protocol": conversation.protocol,
+            "channel": conversation.channel,
+            "conversation_id": str(conversation.id),
+        }
+    items = await ctx.rasa.send(sender=str(conversation.id), message=text, metadata=metadata)
+    reply_ids = await store_bot_turn(ctx, message_id=message_id, items=items)
+    await conversation_service.enqueue_delivery(
+        queues=ctx.queues, conversation_id=conversation.id, message_ids=reply_ids
+    )
+
+
+async def store_bot_turn(
+    ctx: WorkerContext, *, message_id: uuid.UUID, items: list[dict[str, Any]]
+) -> list[uuid.UUID]:
+    """Persist Rasa's answer to one user message (idempotent) and apply an escalation."""
+    turn = interpret(items)
+    async with ctx.db.write_sessions() as session:
+        message = await session.get(m.Message, message_id, with_for_update=True)
+        if message is None or message.status != m.ACCEPTED:
+            return []
+        conversation = await session.get(
+            m.Conversation, message.conversation_id, with_for_update=True
+        )
+        assert conversation is not None
+        reply_ids = []
+        for text, payload in turn.messages:
+            reply = await conversation_service.add_message(
+                session=session,
+                conversation_id=conversation.id,
+                role="bot",
+                text_=text,
+                payload=payload,
+            )
+            reply_ids.append(reply.id)
+        if turn.escalation_team:
+            notice = await escalation_service.escalate(
+                session=session,
+                settings=ctx.settings,
+                conversation=conversation,
+                team=turn.escalation_team,
+                reason=turn.escalation_reason,
+            )
+            reply_ids.append(notice.id)
+        message.status = m.PROCESSED
+        conversation.last_activity_at = conversation_service.now_utc()
+        await session.commit()
+    return reply_ids
+
+
+async def _requeue_undelivered(
+    ctx: WorkerContext, session: AsyncSession, conversation_id: uuid.UUID, *, after_seq: int
+) -> None:
+    ids = list(
+        (
+            await session.execute(
+                select(m.Message.id).where(
+                    m.Message.conversation_id == conversation_id,
+                    m.Message.seq > after_seq,
+                    m.Message.role.in_(REPLY_ROLES),
+                    m.Message.delivered_at.is_(None),
+                )
+            )
+        ).scalars()
+    )
+    await conversation_service.enqueue_delivery(
+        queues=ctx.queues, conversation_id=conversation_id, message_ids=ids
+    )
+
+
+async def handle_outbound(ctx: WorkerContext, entry: Entry) -> None:
+    """Send replies on the citizen's channel and push them to WebSocket subscribers."""
+    conversation_id = uuid.UUID(entry.fields["conversation_id"])
+    ids = [uuid.UUID(i) for i in entry.fields.get("message_ids", "").split(",") if i]
+    async with ctx.db.write_sessions() as session:
+        conversation = await session.get(m.Conversation, conversation_id)
+        if conversation is None:
+            return
+        messages = list(
+            (
+                await session.execute(
+                    select(m.Message)
+                    .where(m.Message.id.in_(ids), m.Message.delivered_at.is_(None))
+                    .order_by(m.Message.seq)
+                )
+            ).scalars()
+        )
+        if not messages:
+            return
+        for message in messages:
+            text = as_text(message.text, message.payload)
+            if text:
+                await _send_on_channel(ctx, conversation, text)
+            # Commit each one: a retry after a partial failure must not resend the earlier ones.
+            await session.execute(
+                update(m.Message)
+                .where(m.Message.id == message.id)
+                .values(delivered_at=conversation_service.now_utc())
+            )
+            await session.commit()
+            metrics.MESSAGES.labels(channel=conversation.channel, direction="outbound").inc()
+        await publish_event(
+            ctx.redis,
+            ctx.settings.queue_prefix,
+            {
+                "type": "messages",
+                "conversation_id": str(conversation.id),
+                "status": conversation.status,
+                "messages": [
+                    MessageOut.model_validate(x).model_dump(mode="json") for x in messages
+                ],
+            },
+        )
+
+
+async def _send_on_channel(ctx: WorkerContext, conversation: m.Conversation, text: str) -> None:
+    if conversation.channel == "whatsapp":
+        if not ctx.whatsapp.configured:
+            raise RuntimeError("WhatsApp outbound not configured")
+        await ctx.whatsapp.send_text(to=str(conversation.external_id), text=text)
+    elif conversation.channel == "telegram":
+        if not ctx.telegram.configured:
+            raise RuntimeError("Telegram outbound not configured")
+        await ctx.telegram.send_text(chat_id=str(conversation.external_id), text=text)
+    # web and voice read replies from the event (WebSocket / the pending voice webhook).
+
+
+async def on_inbound_dead_letter(ctx: WorkerContext, entry: Entry, reason: str) -> None:
+    """Tell the citizen their message could not be processed (it stays in the history)."""
+    message_id = uuid.UUID(entry.fields["message_id"])
+    async with ctx.db.write_sessions() as session:
+        message = await session.get(m.Message, message_id, with_for_update=True)
+        if message is None or message.status != m.ACCEPTED:
+            return
+        conversation = await session.get(m.Conversation, message.conversation_id)
+        assert conversation is not None
+        message.status = m.FAILED
+        notice = await conversation_service.add_message(
+            session=session,
+            conversation_id=conversation.id,
+            role="system",
+            text_=(
+                "Não conseguimos processar a sua mensagem. Ela ficou registrada no protocolo "
+                f"{conversation.protocol} e será analisada pela equipe. Você pode tentar "
+                "reformular a pergunta."
+            ),
+            payload={"type": "processing_failed"},
+        )
+        await session.commit()
+    log.error("message dead-lettered: %s", reason, extra={"message_id": str(message_id)})
+    await conversation_service.enqueue_delivery(
+        queues=ctx.queues, conversation_id=conversation.id, message_ids=[notice.id]
+    )

@@ -1,0 +1,143 @@
+"""Bad input gets the right 4xx with a clear JSON error, and the OpenAPI document is complete."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi.routing import APIRoute, APIWebSocketRoute
+
+from .conftest import Harness, SettingsFactory, running_app
+
+
+def assert_error(response: Any, status: int, code: str) -> None:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["error"]["code"] == code
+    assert body["error"]["message"]
+
+
+async def test_oversized_bodies(harness: Harness) -> None:
+    conversation_id, token, _ = await harness.open_conversation()
+    url = f"/api/v1/conversations/{conversation_id}/messages"
+    big = b'{"text": "' + b"a" * 70_000 + b'"}'
+    declared = await harness.client.post(
+        url, content=big, headers={"Authorization": f"Bearer {token}"}
+    )
+    assert_error(declared, 413, "payload_too_large")
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted while streaming
+        for _ in range(40):
+            yield b"x" * 4096
+
+    streamed = await harness.client.post(
+        url, content=chunks(), headers={"Authorization": f"Bearer {token}"}
+    )
+    assert_error(streamed, 413, "payload_too_large")
+    too_long_text = await harness.post_message(conversation_id, token, "a" * 4001)
+    assert_error(too_long_text, 422, "validation_error")
+    assert (await harness.history(conversation_id, token))["messages"] == []
+
+
+async def test_malformed_and_invalid_json(harness: Harness) -> None:
+    broken = await harness.client.post(
+        "/api/v1/conversations",
+        content=b'{"channel": "web"',
+        headers={"Content-Type": "application/json"},
+    )
+    assert_error(broken, 400, "malformed_json")
+    unknown_channel = await harness.client.post("/api/v1/conversations", json={"channel": "fax"})
+    assert_error(unknown_channel, 422, "validation_error")
+    assert unknown_channel.json()["error"]["details"][0]["loc"] == ["body", "channel"]
+    extra = await harness.client.post("/api/v1/conversations", json={"channel": "web", "x": 1})
+    assert_error(extra, 422, "validation_error")
+    conversation_id, token, _ = await harness.open_conversation()
+    empty = await harness.post_message(conversation_id, token, "")
+    assert_error(empty, 422, "validation_error")
+    bad_id = await harness.client.get(
+        "/api/v1/conversations/not-a-uuid/messages", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert_error(bad_id, 422, "validation_error")
+    bad_protocol = await harness.client.get(
+        "/api/v1/protocols/12345", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert_error(bad_protocol, 400, "invalid_protocol")
+
+
+async def test_unknown_routes_and_methods(harness: Harness) -> None:
+    assert_error(await harness.client.get("/api/v1/nada"), 404, "not_found")
+    assert_error(
+        await harness.client.post("/api/v1/channels/fax/webhook", json={}), 404, "not_found"
+    )
+    assert_error(await harness.client.delete("/api/v1/conversations"), 405, "method_not_allowed")
+
+
+async def test_channel_webhooks_with_valid_auth_but_broken_payload(harness: Harness) -> None:
+    body = b"{not json"
+    signature = "sha256=" + hmac.new(b"segredo-do-app", body, hashlib.sha256).hexdigest()
+    whatsapp = await harness.client.post(
+        "/api/v1/channels/whatsapp/webhook",
+        content=body,
+        headers={"X-Hub-Signature-256": signature},
+    )
+    assert_error(whatsapp, 400, "malformed_payload")
+    telegram = await harness.client.post(
+        "/api/v1/channels/telegram/webhook",
+        content=body,
+        headers={"X-Telegram-Bot-Api-Secret-Token": "segredo-telegram"},
+    )
+    assert_error(telegram, 400, "malformed_payload")
+
+
+async def test_unconfigured_channel_is_404(make_settings: SettingsFactory, oidc: Any) -> None:
+    async with running_app(make_settings(telegram_webhook_secret=None), oidc) as h:
+        response = await h.client.post("/api/v1/channels/telegram/webhook", json={})
+        assert_error(response, 404, "channel_not_configured")
+
+
+async def test_rate_limits_per_sender(make_settings: SettingsFactory, oidc: Any) -> None:
+    settings = make_settings(rate_limit_per_minute=3, conversation_create_per_minute=2)
+    async with running_app(settings, oidc) as h:
+        conversation_id, token, _ = await h.open_conversation()
+        other_id, other_token, _ = await h.open_conversation()
+        statuses = [
+            (await h.post_message(conversation_id, token, f"m{i}")).status_code for i in range(4)
+        ]
+        assert statuses == [202, 202, 202, 429]
+        limited = await h.post_message(conversation_id, token, "de novo")
+        assert_error(limited, 429, "too_many_requests")
+        assert int(limited.headers["retry-after"]) > 0
+        # Another sender is not affected.
+        assert (await h.post_message(other_id, other_token, "oi")).status_code == 202
+        third = await h.client.post("/api/v1/conversations", json={"channel": "web"})
+        assert_error(third, 429, "too_many_requests")
+
+
+async def test_openapi_describes_every_route(harness: Harness) -> None:
+    document = (await harness.client.get("/openapi.json")).json()
+    paths = document["paths"]
+    for route in harness.app.routes:
+        if isinstance(route, APIRoute):
+            for method in route.methods - {"HEAD"}:
+                operation = paths[route.path][method.lower()]
+                assert operation.get("summary") or operation.get("description"), route.path
+        elif isinstance(route, APIWebSocketRoute):
+            continue  # OpenAPI 3.1 has no WebSocket object; documented in docs/app.md
+    for path in (
+        "/api/v1/conversations",
+        "/api/v1/conversations/{conversation_id}/messages",
+        "/api/v1/protocols/{protocol}",
+        "/api/v1/channels/whatsapp/webhook",
+        "/api/v1/channels/telegram/webhook",
+        "/api/v1/channels/voice/webhook",
+        "/api/v1/agent/queue",
+        "/api/v1/admin/lgpd/erasure",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+    ):
+        assert path in paths
+    post = paths["/api/v1/conversations/{conversation_id}/messages"]["post"]
+    assert {"202", "401", "403", "429", "503"} <= set(post["responses"])

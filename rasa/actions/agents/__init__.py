@@ -1,0 +1,1 @@
+"""The specialised agents: one rasa-sdk Action (or family of Actions) per concern."""

@@ -1,0 +1,1 @@
+"""Clients of external services (each with a configurable base URL)."""

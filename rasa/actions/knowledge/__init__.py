@@ -1,0 +1,1 @@
+"""Retrieval over the project's own documentation (rasa/knowledge/*.md)."""

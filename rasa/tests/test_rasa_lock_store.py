@@ -1,0 +1,80 @@
+"""The atomic lock store against a real Redis: two "replicas" (store instances with their own
+connections), many threads, one conversation."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+
+import pytest
+from assistente_testbed.redis import RedisServer
+from rasa.utils.endpoints import EndpointConfig
+from stores.redis_lock import AtomicRedisLockStore
+
+
+@pytest.fixture(scope="module")
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer(appendonly=False)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.remove()
+
+
+def replica(server: RedisServer) -> AtomicRedisLockStore:
+    config = EndpointConfig(
+        url=server.host, type="stores.redis_lock.AtomicRedisLockStore",
+        port=server.port, db=1, key_prefix="assistente",
+    )  # fmt: skip
+    return AtomicRedisLockStore(config)
+
+
+def test_concurrent_tickets_are_unique(redis_server: RedisServer) -> None:
+    stores = [replica(redis_server), replica(redis_server)]
+    tickets: list[int] = []
+    guard = threading.Lock()
+
+    def issue(n: int) -> None:
+        ticket = stores[n % 2].issue_ticket("conversa-tickets", 60)
+        with guard:
+            tickets.append(ticket)
+
+    threads = [threading.Thread(target=issue, args=(n,)) for n in range(40)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(tickets) == list(range(min(tickets), min(tickets) + 40))
+
+
+def test_one_holder_at_a_time_across_replicas(redis_server: RedisServer) -> None:
+    stores = [replica(redis_server), replica(redis_server)]
+    guard = threading.Lock()
+    active = 0
+    most_active = 0
+    done = 0
+
+    async def hold(store: AtomicRedisLockStore) -> None:
+        nonlocal active, most_active, done
+        async with store.lock("conversa-fila", wait_time_in_seconds=0.005):
+            with guard:
+                active += 1
+                most_active = max(most_active, active)
+            await asyncio.sleep(0.02)
+            with guard:
+                active -= 1
+                done += 1
+
+    threads = [
+        threading.Thread(target=lambda n=n: asyncio.run(hold(stores[n % 2]))) for n in range(12)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert done == 12
+    assert most_active == 1
+    # Everything released: the key is gone.
+    assert stores[0].lock_state("conversa-fila") is None

@@ -1,0 +1,193 @@
+"""The real Rasa server and action server on 127.0.0.1, run from Rasa's own venv.
+
+Both processes are started through hack/rasa-run.sh, the same entry point `make up` uses, so the
+tests exercise the production wiring: the SQL tracker store on PostgreSQL and the lock store on
+Redis (rasa/endpoints.yml), the REST channel and the HTTP API. The venv and the trained model
+come from hack/rasa-setup.sh and hack/rasa-train.sh (both cached by content hash; a cold machine
+spends a few minutes there, a warm one seconds).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from assistente_testbed.paths import repo_root, state_dir
+from assistente_testbed.process import ManagedProcess, ServiceError, free_port, wait_until
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 (local URL)
+            return bool(200 <= response.status < 300)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _run_hack(script: str, *, timeout: float) -> str:
+    """Runs a hack/ script that prints one path on stdout (its progress goes to stderr)."""
+    result = subprocess.run(
+        [str(repo_root() / "hack" / script)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise ServiceError(f"hack/{script} failed:\n{result.stderr[-4000:]}")
+    return result.stdout.strip().splitlines()[-1]
+
+
+def ensure_rasa_model(timeout: float = 1800.0) -> Path:
+    """Builds the Rasa venv and trains the model if their inputs changed; returns the model."""
+    _run_hack("rasa-setup.sh", timeout=timeout)
+    return Path(_run_hack("rasa-train.sh", timeout=timeout))
+
+
+class RasaStack:
+    """One action server plus one or more Rasa servers sharing the tracker and lock stores."""
+
+    def __init__(
+        self,
+        *,
+        tracker_db_url: str,
+        lock_redis_url: str,
+        datajud_base_url: str | None = None,
+        datajud_api_key: str = "",
+        log_dir: Path | None = None,
+        extra_env: Mapping[str, str] | None = None,
+        port: int | None = None,
+        actions_port: int | None = None,
+    ) -> None:
+        """`port`/`actions_port`: fixed ports (`make up`: 5005/5055); free ones by default."""
+        self.tracker_db_url = tracker_db_url
+        self.lock_redis_url = lock_redis_url
+        self.log_dir = log_dir or state_dir() / "rasa-stack"
+        self.actions_port = actions_port or free_port()
+        self._first_port = port
+        self._env = dict(os.environ)
+        self._env.update(
+            {
+                "RASA_TRACKER_DB_URL": tracker_db_url,
+                "RASA_LOCK_REDIS_URL": lock_redis_url,
+                "RASA_ACTIONS_PORT": str(self.actions_port),
+                "RASA_HOST": "127.0.0.1",
+                "DATAJUD_API_KEY": datajud_api_key,
+            }
+        )
+        if datajud_base_url is not None:
+            self._env["DATAJUD_BASE_URL"] = datajud_base_url
+        self._env.update(extra_env or {})
+        self.model: Path | None = None
+        self._actions: ManagedProcess | None = None
+        self._servers: list[tuple[ManagedProcess, int]] = []
+
+    @property
+    def url(self) -> str:
+        """The first Rasa server (REST channel at /webhooks/rest/webhook, API at /model/parse)."""
+        return self.server_urls[0]
+
+    @property
+    def server_urls(self) -> list[str]:
+        if not self._servers:
+            raise ServiceError("the Rasa stack is not started")
+        return [f"http://127.0.0.1:{port}" for _, port in self._servers]
+
+    @property
+    def actions_url(self) -> str:
+        return f"http://127.0.0.1:{self.actions_port}"
+
+    def start(self, timeout: float = 300.0) -> RasaStack:
+        self.model = ensure_rasa_model()
+        self._env["RASA_MODEL"] = str(self.model)
+        script = str(repo_root() / "hack" / "rasa-run.sh")
+        actions_log = self.log_dir / f"actions-{self.actions_port}.log"
+        self._actions = ManagedProcess(
+            "rasa-actions", [script, "actions"], log_path=actions_log, env=self._env
+        )
+        self._actions.start()
+        actions = self._actions
+
+        def actions_ready() -> bool:
+            actions.check_alive()
+            return _http_ok(f"{self.actions_url}/health")
+
+        wait_until(actions_ready, timeout=timeout, what="the Rasa action server",
+                   interval=0.5, log_path=actions_log)  # fmt: skip
+        self.add_server(timeout=timeout)
+        return self
+
+    def add_server(self, timeout: float = 300.0) -> str:
+        """Starts one more Rasa server (a replica) on the same stores; returns its URL."""
+        port = (self._first_port if not self._servers else None) or free_port()
+        env = {**self._env, "RASA_PORT": str(port)}
+        log_path = self.log_dir / f"rasa-{port}.log"
+        process = ManagedProcess(
+            "rasa-server", [str(repo_root() / "hack" / "rasa-run.sh"), "server"],
+            log_path=log_path, env=env,
+        )  # fmt: skip
+        process.start()
+        self._servers.append((process, port))
+        url = f"http://127.0.0.1:{port}"
+
+        def ready() -> bool:
+            process.check_alive()
+            status = _get_json(f"{url}/status")
+            return bool(status and status.get("model_id"))
+
+        wait_until(ready, timeout=timeout, what=f"the Rasa server on port {port}", interval=0.5,
+                   log_path=log_path)  # fmt: skip
+        return url
+
+    def stop(self) -> None:
+        for process, _ in self._servers:
+            process.stop()
+        self._servers = []
+        if self._actions is not None:
+            self._actions.stop()
+            self._actions = None
+
+    def send(self, sender: str, message: str, metadata: dict[str, Any] | None = None,
+             *, server: int = 0) -> list[dict[str, Any]]:  # fmt: skip
+        """One turn through the REST channel, as the app's worker sends it."""
+        body = json.dumps({"sender": sender, "message": message, "metadata": metadata or {}})
+        request = urllib.request.Request(  # noqa: S310 (local URL)
+            f"{self.server_urls[server]}/webhooks/rest/webhook",
+            data=body.encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
+            result: list[dict[str, Any]] = json.loads(response.read())
+        return result
+
+    def __enter__(self) -> RasaStack:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def _get_json(url: str) -> dict[str, Any] | None:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 (local URL)
+            data = json.loads(response.read())
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None

@@ -1,0 +1,156 @@
+"""`make up`: the whole assistant on this machine, in the foreground, until Ctrl-C.
+
+PostgreSQL and Redis keep their data under .local/ between runs; Rasa and its action server come
+from Rasa's own venv with the model trained from rasa/ (cached by content hash); the API serves
+the widget at http://127.0.0.1:8000/ and the worker links the queue to Rasa.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+
+from assistente_testbed.fake_datajud import API_KEY as FAKE_DATAJUD_KEY
+from assistente_testbed.fake_datajud import FakeDataJud, sample_cases
+from assistente_testbed.paths import state_dir
+from assistente_testbed.postgres import PostgresServer
+from assistente_testbed.process import ManagedProcess, ServiceError, port_open, wait_until
+from assistente_testbed.rasa import RasaStack
+from assistente_testbed.redis import RedisServer
+
+API_PORT = 8000
+RASA_PORT = 5005
+ACTIONS_PORT = 5055
+POSTGRES_PORT = 55432
+REDIS_PORT = 56379
+FAKE_DATAJUD_PORT = 5056
+
+
+def _say(step: str) -> None:
+    print(f"[make up] {step}", flush=True)
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 (loopback URL)
+            return bool(200 <= response.status < 300)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _check_ports_free() -> None:
+    busy = [p for p in (API_PORT, RASA_PORT, ACTIONS_PORT, POSTGRES_PORT, REDIS_PORT)
+            if port_open(p)]  # fmt: skip
+    if busy:
+        raise ServiceError(
+            f"port(s) {', '.join(map(str, busy))} on 127.0.0.1 already in use: is another "
+            "`make up` running? Stop it (Ctrl-C) or free the ports."
+        )
+
+
+def _venv_bin(name: str) -> str:
+    return str(Path(sys.executable).parent / name)
+
+
+def run_local_stack() -> int:
+    _check_ports_free()
+    state = state_dir()
+    logs = state / "logs"
+    cleanups: list[Callable[[], None]] = []
+
+    def stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop_on_sigterm)
+    try:
+        _say(f"PostgreSQL 15 on 127.0.0.1:{POSTGRES_PORT} (data in .local/postgres)")
+        postgres = PostgresServer(state / "postgres", port=POSTGRES_PORT, fast=False)
+        cleanups.append(postgres.stop)
+        postgres.start()
+        app_dsn = postgres.ensure_database("assistente")
+        tracker_dsn = postgres.ensure_database("rasa_tracker")
+
+        _say(f"Redis 7 on 127.0.0.1:{REDIS_PORT} (append-only file in .local/redis)")
+        redis = RedisServer(state / "redis", port=REDIS_PORT)
+        cleanups.append(redis.stop)
+        redis.start()
+
+        datajud_url = os.environ.get("DATAJUD_BASE_URL")
+        datajud_key = os.environ.get("DATAJUD_API_KEY", "")
+        if not datajud_key:
+            fake = sample_cases(FakeDataJud()).start(port=FAKE_DATAJUD_PORT)
+            cleanups.append(fake.stop)
+            datajud_url, datajud_key = fake.url, FAKE_DATAJUD_KEY
+            _say(f"DataJud: local simulator with sample cases at {fake.url} "
+                 "(set DATAJUD_API_KEY to use the public API)")  # fmt: skip
+
+        _say("Rasa: venv, model (trained only when rasa/ changed), action server and server...")
+        rasa = RasaStack(
+            tracker_db_url=tracker_dsn,
+            lock_redis_url=redis.url_for_db(1),
+            datajud_base_url=datajud_url,
+            datajud_api_key=datajud_key,
+            log_dir=logs,
+            port=RASA_PORT,
+            actions_port=ACTIONS_PORT,
+        )
+        cleanups.append(rasa.stop)
+        rasa.start()
+        _say(f"Rasa on {rasa.url}, action server on {rasa.actions_url}")
+
+        env = dict(
+            os.environ,
+            ASSISTENTE_DATABASE_URL=app_dsn,
+            ASSISTENTE_REDIS_URL=redis.url_for_db(0),
+            ASSISTENTE_RASA_URL=rasa.url,
+            ASSISTENTE_PUBLIC_BASE_URL=f"http://127.0.0.1:{API_PORT}",
+        )
+        _say("database migrations")
+        migrate = subprocess.run(
+            [_venv_bin("assistente-api"), "migrate"],
+            env=env, capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+        if migrate.returncode != 0:
+            raise ServiceError(f"migrations failed:\n{migrate.stderr[-3000:]}")
+
+        worker = ManagedProcess("worker", [_venv_bin("assistente-worker"), "run"],
+                                log_path=logs / "worker.log", env=env)  # fmt: skip
+        cleanups.append(worker.stop)
+        worker.start()
+        api = ManagedProcess(
+            "api",
+            [_venv_bin("assistente-api"), "serve", "--host", "127.0.0.1", "--port", str(API_PORT)],
+            log_path=logs / "api.log", env=env,
+        )  # fmt: skip
+        cleanups.append(api.stop)
+        api.start()
+
+        def api_ready() -> bool:
+            api.check_alive()
+            return _http_ok(f"http://127.0.0.1:{API_PORT}/readyz")
+
+        wait_until(api_ready, timeout=60, what="the API", log_path=api.log_path)
+        print(
+            f"\n  Assistente Digital pronto: abra http://127.0.0.1:{API_PORT}/\n"
+            f"  API docs: http://127.0.0.1:{API_PORT}/docs   logs: {logs}\n"
+            "  Ctrl-C para encerrar.\n",
+            flush=True,
+        )
+        while True:
+            for process in (api, worker):
+                process.check_alive()
+            time.sleep(1)
+    except KeyboardInterrupt:
+        _say("stopping...")
+        return 0
+    finally:
+        for cleanup in reversed(cleanups):
+            cleanup()
