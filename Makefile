@@ -69,7 +69,7 @@ test-python: ## pytest: test bed, operator, app and cross-cutting suites
 bench: setup ## Run every benchmark and print its figures
 	@$(MAKE) $(BENCH_TARGETS)
 
-MYPY_TARGETS := testbed/src
+MYPY_TARGETS := testbed/src tests app/tests app/bench
 BENCH_TARGETS :=
 EXTRA_TEST_TARGETS :=
 

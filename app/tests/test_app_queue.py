@@ -55,9 +55,12 @@ async def test_failures_are_retried_then_dead_lettered(redis: Redis) -> None:
     assert await queue.depth() == 0
     assert await queue.pending_count() == 0
     dead_entries = await redis.xrange(queue.dead_key)
+    assert dead_entries is not None
     assert len(dead_entries) == 1
-    assert dead_entries[0][1]["original_id"] == attempts[0]
-    assert dead_entries[0][1]["n"] == "1"
+    dead_fields = dead_entries[0][1]
+    assert dead_fields is not None
+    assert dead_fields["original_id"] == attempts[0]
+    assert dead_fields["n"] == "1"
     assert await redis.hlen(queue.failures_key) == 0
 
 

@@ -12,7 +12,7 @@ from assistente_app.core.logging import JsonFormatter, mask_pii, protocol_var
 from assistente_app.core.settings import Settings
 from assistente_app.protocols.numbers import format_protocol, is_valid_protocol, luhn_digit
 from assistente_app.worker.rasa import interpret
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 
 def test_protocol_format_and_check_digit() -> None:
@@ -97,7 +97,7 @@ def test_settings_normalise_dsn_and_reject_bad_days() -> None:
     assert settings.database_url == "postgresql+asyncpg://u:p@h:5432/db"
     with pytest.raises(ValidationError):
         Settings(service_days="mon,funday")
-    assert "segredo" not in repr(Settings(whatsapp_app_secret="segredo"))
+    assert "segredo" not in repr(Settings(whatsapp_app_secret=SecretStr("segredo")))
 
 
 def test_buttons_become_text_and_speech() -> None:

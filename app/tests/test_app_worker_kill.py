@@ -55,7 +55,7 @@ async def test_killed_worker_loses_nothing(make_settings: SettingsFactory, oidc:
                 pending = await h.resources.redis.xpending_range(
                     queue.key, GROUP, min="-", max="+", count=10
                 )
-                return any(p["consumer"].endswith(f"-{worker.pid}") for p in pending)
+                return any(str(p["consumer"]).endswith(f"-{worker.pid}") for p in pending)
 
             await wait_for(taken_by_worker, within=30)
             worker.send_signal(signal.SIGKILL)

@@ -38,18 +38,18 @@ def cluster_up(args: argparse.Namespace) -> int:
         except BaseException:
             cluster.stop()
             raise
-    from assistente_testbed import operator_runner
+    from assistente_testbed.operator_runner import install_and_run
 
-    operator_runner.install_and_run(cluster)
+    install_and_run(cluster)
     print(f"ready. kubectl --kubeconfig {cluster.kubeconfig} get nodes")
     print("stop it with: make cluster-down")
     return 0
 
 
 def cluster_down(args: argparse.Namespace) -> int:
-    from assistente_testbed import operator_runner
+    from assistente_testbed.operator_runner import stop as stop_operator
 
-    operator_runner.stop()
+    stop_operator()
     cluster = local_cluster()
     cluster.stop()
     cluster.kubeconfig.unlink(missing_ok=True)
@@ -68,9 +68,9 @@ def cluster_status(args: argparse.Namespace) -> int:
 
 
 def up(args: argparse.Namespace) -> int:
-    from assistente_testbed import stack
+    from assistente_testbed.stack import run_local_stack
 
-    return stack.run_local_stack()
+    return run_local_stack()
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -12,12 +12,13 @@ from assistente_testbed.paths import repo_root
 
 OPERATOR = "operator"
 CRD_KUSTOMIZATION = Path("operator") / "config" / "crd"
+CRD_NAME = "assistentesdigitais.assistente.digital"
 
 
 def install_and_run(cluster: KubeCluster) -> None:
     crd_dir = repo_root() / CRD_KUSTOMIZATION
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-k", str(crd_dir))
-    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "-k", str(crd_dir))
+    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{CRD_NAME}")
     operator = Path(sys.executable).parent / "assistente-operator"
     env = dict(os.environ, KUBECONFIG=str(cluster.kubeconfig))
     pid = daemon.start(OPERATOR, [str(operator), "run"], env=env)

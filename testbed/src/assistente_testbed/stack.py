@@ -70,6 +70,8 @@ def run_local_stack() -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop_on_sigterm)
+    # Explicit, because a shell starts background jobs with SIGINT ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         _say(f"PostgreSQL 15 on 127.0.0.1:{POSTGRES_PORT} (data in .local/postgres)")
         postgres = PostgresServer(state / "postgres", port=POSTGRES_PORT, fast=False)
@@ -113,6 +115,12 @@ def run_local_stack() -> int:
             ASSISTENTE_RASA_URL=rasa.url,
             ASSISTENTE_PUBLIC_BASE_URL=f"http://127.0.0.1:{API_PORT}",
         )
+        # Locally the level-2 queue is open around the clock, so an escalation shows the queue
+        # position at any hour; the deployed default is weekdays 08:00-18:00 (Brasília).
+        for key, value in (("ASSISTENTE_SERVICE_DAYS", "mon,tue,wed,thu,fri,sat,sun"),
+                           ("ASSISTENTE_SERVICE_OPEN", "00:00"),
+                           ("ASSISTENTE_SERVICE_CLOSE", "23:59:59.999999")):  # fmt: skip
+            env.setdefault(key, value)
         _say("database migrations")
         migrate = subprocess.run(
             [_venv_bin("assistente-api"), "migrate"],

@@ -1,0 +1,84 @@
+"""PostgreSQL through CloudNativePG: a ``Cluster`` (primary + read replicas) and its backups.
+
+CloudNativePG runs the database; this operator only declares what it wants. The Cluster's
+``-rw``/``-ro`` Services and ``-app`` Secret are created by CloudNativePG.
+"""
+
+from __future__ import annotations
+
+from assistente_operator.builders import common
+from assistente_operator.builders.common import Manifest
+from assistente_operator.models import AssistenteDigital, PostgresMode
+
+COMPONENT = "postgres"
+CNPG_API_VERSION = "postgresql.cnpg.io/v1"
+DATABASE = "assistente"
+
+
+def cluster_name(cr: AssistenteDigital) -> str:
+    return common.child_name(cr, "pg")
+
+
+def cluster(cr: AssistenteDigital) -> Manifest:
+    spec = cr.spec.postgres.cloudnativepg
+    storage: Manifest = {"size": spec.storage.size}
+    if spec.storage.storage_class_name:
+        storage["storageClass"] = spec.storage.storage_class_name
+    cluster_spec: Manifest = {
+        "instances": spec.instances,
+        "primaryUpdateStrategy": "unsupervised",
+        "primaryUpdateMethod": "switchover",
+        "bootstrap": {"initdb": {"database": DATABASE, "owner": DATABASE}},
+        "storage": storage,
+        # A single-instance cluster's primary PDB blocks every node drain; only protect HA setups.
+        "enablePDB": spec.instances > 1,
+        "inheritedMetadata": {"labels": common.pod_labels(cr, COMPONENT)},
+    }
+    if spec.image_name:
+        cluster_spec["imageName"] = spec.image_name
+    backup = spec.backup
+    if backup.enabled and backup.destination_path and backup.credentials_secret_ref:
+        secret = backup.credentials_secret_ref.name
+        cluster_spec["backup"] = {
+            "retentionPolicy": backup.retention_policy,
+            "barmanObjectStore": {
+                "destinationPath": backup.destination_path,
+                "s3Credentials": {
+                    "accessKeyId": {"name": secret, "key": "ACCESS_KEY_ID"},
+                    "secretAccessKey": {"name": secret, "key": "ACCESS_SECRET_KEY"},
+                },
+                "wal": {"compression": "gzip"},
+            },
+        }
+    return {
+        "apiVersion": CNPG_API_VERSION,
+        "kind": "Cluster",
+        "metadata": common.metadata(cr, cluster_name(cr), COMPONENT),
+        "spec": cluster_spec,
+    }
+
+
+def scheduled_backup(cr: AssistenteDigital) -> Manifest | None:
+    backup = cr.spec.postgres.cloudnativepg.backup
+    if not backup.enabled:
+        return None
+    return {
+        "apiVersion": CNPG_API_VERSION,
+        "kind": "ScheduledBackup",
+        "metadata": common.metadata(cr, common.child_name(cr, "pg-daily"), COMPONENT),
+        "spec": {
+            "schedule": backup.schedule,
+            "backupOwnerReference": "self",
+            "cluster": {"name": cluster_name(cr)},
+        },
+    }
+
+
+def build(cr: AssistenteDigital) -> list[Manifest]:
+    if cr.spec.postgres.mode != PostgresMode.CLOUDNATIVEPG:
+        return []
+    objects = [cluster(cr)]
+    backup = scheduled_backup(cr)
+    if backup is not None:
+        objects.append(backup)
+    return objects

@@ -1,0 +1,560 @@
+"""Typed model of the AssistenteDigital custom resource.
+
+These pydantic models are the single source of truth: the CRD's OpenAPI schema is generated
+from them (``crd.py``), and every cross-field CEL rule in the CRD has a Python twin in a
+validator here, so ``assistente-operator render`` rejects what the API server would reject.
+Models are frozen: builders read them and never fill in defaults themselves. Rule messages
+are user-facing (kubectl prints them when it rejects an object), hence in Portuguese.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+from assistente_operator import __version__
+
+# Kubernetes resource quantity (a practical subset: no exponents).
+QUANTITY_PATTERN = r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$"
+# RFC 1123 DNS label / subdomain, as Kubernetes names must be.
+DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+IMAGE_PATTERN = r"^[a-z0-9][a-zA-Z0-9._/:@-]*$"
+HHMM_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+
+Quantity = Annotated[str, Field(pattern=QUANTITY_PATTERN, max_length=32)]
+ObjectName = Annotated[str, Field(pattern=DNS_SUBDOMAIN_PATTERN, min_length=1, max_length=253)]
+LabelMap = Annotated[dict[str, str], Field(max_length=64)]
+
+
+def cel(rule: str, message: str, **extra: str) -> dict[str, str]:
+    """One ``x-kubernetes-validations`` entry."""
+    return {"rule": rule, "message": message, **extra}
+
+
+class CRDModel(BaseModel):
+    """Base of every schema object: camelCase on the wire, strict, immutable."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+        use_attribute_docstrings=True,
+    )
+    # CEL rules of this object; crd.py copies them into the schema.
+    cel_rules: ClassVar[tuple[dict[str, str], ...]] = ()
+
+
+# --- shared building blocks -----------------------------------------------------------------
+
+
+class SecretRef(CRDModel):
+    """A reference to a Secret in the same namespace as the AssistenteDigital."""
+
+    name: ObjectName
+    """Name of the Secret."""
+
+
+class ResourceList(CRDModel):
+    cpu: Quantity
+    """CPU quantity, e.g. 250m."""
+    memory: Quantity
+    """Memory quantity, e.g. 256Mi."""
+
+
+class Resources(CRDModel):
+    requests: ResourceList = ResourceList(cpu="100m", memory="256Mi")
+    """Resources the scheduler reserves for each pod."""
+    limits: ResourceList = ResourceList(cpu="1", memory="512Mi")
+    """Hard ceiling for each pod."""
+
+
+class Autoscaling(CRDModel):
+    cel_rules = (
+        cel(
+            "self.minReplicas <= self.maxReplicas",
+            "autoscaling.minReplicas deve ser menor ou igual a autoscaling.maxReplicas",
+        ),
+    )
+
+    enabled: bool = False
+    """Create a HorizontalPodAutoscaler; the operator then never sets replicas itself."""
+    min_replicas: int = Field(default=2, ge=1, le=1000)
+    """Lower bound of the HorizontalPodAutoscaler."""
+    max_replicas: int = Field(default=10, ge=1, le=1000)
+    """Upper bound of the HorizontalPodAutoscaler."""
+    target_cpu_utilization_percentage: int = Field(default=70, ge=10, le=100)
+    """Average CPU utilisation (percent of requests) the autoscaler aims for."""
+
+    @model_validator(mode="after")
+    def _min_le_max(self) -> Autoscaling:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(self.cel_rules[0]["message"])
+        return self
+
+
+class Workload(CRDModel):
+    """Settings shared by every Deployment the operator runs."""
+
+    image: str | None = Field(default=None, pattern=IMAGE_PATTERN, max_length=512)
+    """Container image. Empty means the image of this release for the component."""
+    replicas: int = Field(default=2, ge=0, le=1000)
+    """Pod count when autoscaling is disabled."""
+    autoscaling: Autoscaling = Autoscaling()
+    resources: Resources = Resources()
+
+
+class ApiSpec(Workload):
+    """The FastAPI HTTP API (channels' entry point)."""
+
+
+class WorkerSpec(Workload):
+    """The queue worker that hands messages to Rasa."""
+
+
+class NluSpec(Workload):
+    """The Rasa server (NLU and dialogue)."""
+
+    resources: Resources = Resources(
+        requests=ResourceList(cpu="500m", memory="1Gi"),
+        limits=ResourceList(cpu="2", memory="3Gi"),
+    )
+
+
+class ActionsSpec(Workload):
+    """The Rasa action server (the specialised agents)."""
+
+    resources: Resources = Resources(
+        requests=ResourceList(cpu="200m", memory="256Mi"),
+        limits=ResourceList(cpu="1", memory="1Gi"),
+    )
+
+
+# --- channels ---------------------------------------------------------------------------------
+
+
+class Channel(CRDModel):
+    cel_rules = (
+        cel("!self.enabled || has(self.secretRef)", "um canal habilitado precisa de secretRef"),
+    )
+
+    enabled: bool = False
+    """Accept messages on this channel."""
+    secret_ref: SecretRef | None = None
+    """Secret with the channel's credentials (tokens, signing keys)."""
+
+    @model_validator(mode="after")
+    def _secret_when_enabled(self) -> Channel:
+        if self.enabled and self.secret_ref is None:
+            raise ValueError(self.cel_rules[0]["message"])
+        return self
+
+
+class Channels(CRDModel):
+    web: Channel = Channel()
+    """The web widget."""
+    whatsapp: Channel = Channel()
+    """WhatsApp Business Cloud API."""
+    telegram: Channel = Channel()
+    """Telegram Bot API."""
+    voice: Channel = Channel()
+    """Telephony (speech to text and back)."""
+
+
+# --- agents -----------------------------------------------------------------------------------
+
+
+class Agent(CRDModel):
+    enabled: bool = True
+    """Let the assistant route conversations to this agent."""
+    escalation_threshold: int = Field(default=40, ge=0, le=100)
+    """NLU confidence (percent) under which the agent hands over to a human."""
+    max_failed_turns: int = Field(default=2, ge=1, le=10)
+    """Turns without progress before escalating to the level-2 queue."""
+
+
+class KnowledgeSource(CRDModel):
+    name: str = Field(pattern=DNS_LABEL_PATTERN, min_length=1, max_length=63)
+    """Short identifier, shown in citations."""
+    url: str = Field(min_length=1, max_length=2048, pattern=r"^(https?|file)://")
+    """Where the documents live (https:// or file:// inside the action server image)."""
+
+
+class KnowledgeBaseAgent(Agent):
+    sources: list[KnowledgeSource] = Field(default=[], max_length=32)
+    """Document collections the agent answers from (with citations)."""
+    min_score: int = Field(default=35, ge=0, le=100)
+    """Minimum retrieval score (percent) to answer instead of escalating."""
+
+
+class Agents(CRDModel):
+    technical_support: Agent = Agent()
+    """Suporte técnico (login, certificates, system errors)."""
+    portal_services: Agent = Agent()
+    """Serviços do portal (certidões, consulta processual, peticionamento)."""
+    procedural_guidance: Agent = Agent()
+    """Orientação processual (deadlines, procedural steps)."""
+    knowledge_base: KnowledgeBaseAgent = KnowledgeBaseAgent()
+    """Answers from documentation, citing the source."""
+
+
+# --- data stores ------------------------------------------------------------------------------
+
+
+class StoreMode(StrEnum):
+    IN_CLUSTER = "inCluster"
+    EXTERNAL = "external"
+
+
+class Persistence(CRDModel):
+    cel_rules = (
+        cel(
+            "!quantity(self.size).isLessThan(quantity(oldSelf.size))",
+            "o tamanho do armazenamento não pode diminuir",
+            fieldPath=".size",
+        ),
+    )
+
+    enabled: bool = True
+    """Keep data on a PersistentVolumeClaim; false uses an emptyDir (tests, demos)."""
+    size: Quantity = "1Gi"
+    """Volume size. It can grow but never shrink."""
+    storage_class_name: ObjectName | None = None
+    """StorageClass; empty uses the cluster default."""
+
+
+class InClusterRedis(CRDModel):
+    image: str = Field(default="redis:7.4.6-alpine", pattern=IMAGE_PATTERN, max_length=512)
+    """Redis image (the same image runs Sentinel)."""
+    replicas: int = Field(default=3, ge=1, le=9)
+    """Redis pods: one master and replicas; Sentinel runs next to each one."""
+    sentinel_quorum: int = Field(default=2, ge=1, le=9)
+    """Sentinels that must agree before a failover."""
+    persistence: Persistence = Persistence()
+    resources: Resources = Resources(
+        requests=ResourceList(cpu="100m", memory="256Mi"),
+        limits=ResourceList(cpu="1", memory="1Gi"),
+    )
+
+
+class ExternalRedis(CRDModel):
+    secret_ref: SecretRef
+    """Secret with keys ``url`` (redis:// or rediss://), ``host``, ``port`` and optionally
+    ``password`` (for Rasa's lock store)."""
+
+
+class RedisSpec(CRDModel):
+    cel_rules = (
+        cel(
+            "self.mode != 'external' || has(self.external)",
+            "redis.mode external exige redis.external.secretRef",
+        ),
+        cel("self.mode == oldSelf.mode", "redis.mode não pode ser alterado"),
+        cel(
+            "self.mode != 'inCluster' || self.inCluster.sentinelQuorum <= self.inCluster.replicas",
+            "redis.inCluster.sentinelQuorum não pode ser maior que redis.inCluster.replicas",
+        ),
+    )
+
+    mode: StoreMode = StoreMode.IN_CLUSTER
+    """inCluster runs Redis with Sentinel; external uses a managed Redis."""
+    in_cluster: InClusterRedis = InClusterRedis()
+    external: ExternalRedis | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> RedisSpec:
+        if self.mode == StoreMode.EXTERNAL and self.external is None:
+            raise ValueError(self.cel_rules[0]["message"])
+        if (
+            self.mode == StoreMode.IN_CLUSTER
+            and self.in_cluster.sentinel_quorum > self.in_cluster.replicas
+        ):
+            raise ValueError(self.cel_rules[2]["message"])
+        return self
+
+
+class PostgresMode(StrEnum):
+    CLOUDNATIVEPG = "cloudnativepg"
+    EXTERNAL = "external"
+
+
+class PostgresBackup(CRDModel):
+    cel_rules = (
+        cel(
+            "!self.enabled || (has(self.destinationPath) && has(self.credentialsSecretRef))",
+            "backups exigem destinationPath e credentialsSecretRef",
+        ),
+    )
+
+    enabled: bool = False
+    """Archive WAL and take scheduled base backups to an object store."""
+    destination_path: str | None = Field(
+        default=None, pattern=r"^(s3|gs|https)://", max_length=1024
+    )
+    """Object store URL, e.g. s3://bucket/prefix."""
+    credentials_secret_ref: SecretRef | None = None
+    """Secret with the object store credentials (ACCESS_KEY_ID / ACCESS_SECRET_KEY)."""
+    schedule: str = Field(default="0 0 3 * * *", max_length=64)
+    """Base backup schedule (six-field cron, seconds first, as CloudNativePG expects)."""
+    retention_policy: str = Field(default="30d", pattern=r"^[1-9][0-9]*[dwm]$")
+    """How long backups are kept."""
+
+    @model_validator(mode="after")
+    def _check(self) -> PostgresBackup:
+        if self.enabled and (self.destination_path is None or self.credentials_secret_ref is None):
+            raise ValueError(self.cel_rules[0]["message"])
+        return self
+
+
+class CloudNativePG(CRDModel):
+    instances: int = Field(default=3, ge=1, le=9)
+    """PostgreSQL instances: one primary plus read replicas."""
+    image_name: str | None = Field(default=None, pattern=IMAGE_PATTERN, max_length=512)
+    """PostgreSQL image; empty uses the CloudNativePG default."""
+    storage: Persistence = Persistence(size="10Gi")
+    backup: PostgresBackup = PostgresBackup()
+
+
+class ExternalPostgres(CRDModel):
+    secret_ref: SecretRef
+    """Secret laid out like CloudNativePG's app Secret: ``uri`` (read-write endpoint),
+    ``ro-uri`` (read-only endpoint), ``host``, ``port``, ``dbname``, ``user``, ``password``."""
+
+
+class PostgresSpec(CRDModel):
+    cel_rules = (
+        cel(
+            "self.mode != 'external' || has(self.external)",
+            "postgres.mode external exige postgres.external.secretRef",
+        ),
+        cel("self.mode == oldSelf.mode", "postgres.mode não pode ser alterado"),
+    )
+
+    mode: PostgresMode = PostgresMode.CLOUDNATIVEPG
+    """cloudnativepg renders a CloudNativePG Cluster; external uses a managed database."""
+    cloudnativepg: CloudNativePG = CloudNativePG()
+    external: ExternalPostgres | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> PostgresSpec:
+        if self.mode == PostgresMode.EXTERNAL and self.external is None:
+            raise ValueError(self.cel_rules[0]["message"])
+        return self
+
+
+# --- edge, observability, policies ------------------------------------------------------------
+
+
+class IngressSpec(CRDModel):
+    cel_rules = (cel("!self.enabled || has(self.host)", "um ingress habilitado precisa de host"),)
+
+    enabled: bool = False
+    """Expose the API through an Ingress."""
+    host: str | None = Field(default=None, pattern=DNS_SUBDOMAIN_PATTERN, max_length=253)
+    """Public host name, e.g. assistente.tjxx.jus.br."""
+    class_name: ObjectName | None = None
+    """IngressClass; empty uses the cluster default."""
+    tls_secret_name: ObjectName | None = None
+    """Secret holding the TLS certificate (e.g. issued by cert-manager)."""
+    annotations: LabelMap = {}
+    """Extra annotations (cloud load balancer settings, cert-manager issuer)."""
+
+    @model_validator(mode="after")
+    def _check(self) -> IngressSpec:
+        if self.enabled and self.host is None:
+            raise ValueError(self.cel_rules[0]["message"])
+        return self
+
+
+class MonitoringSpec(CRDModel):
+    enabled: bool = True
+    """Master switch for the objects below (each is created only if its CRD is served)."""
+    service_monitors: bool = True
+    """ServiceMonitors for the API and Rasa, PodMonitor for the worker."""
+    prometheus_rules: bool = True
+    """Alerting rules (PrometheusRule)."""
+    grafana_dashboards: bool = True
+    """Dashboard ConfigMaps labelled for the Grafana sidecar."""
+    labels: LabelMap = {}
+    """Labels for monitoring objects so Prometheus selects them (release: kube-prometheus-stack)."""
+    interval: str = Field(default="30s", pattern=r"^[1-9][0-9]*(s|m)$")
+    """Scrape interval."""
+    log_labels: LabelMap = {}
+    """Extra pod labels for Loki/promtail stream selection (e.g. tenant: tjxx)."""
+
+
+class Weekday(StrEnum):
+    MON = "mon"
+    TUE = "tue"
+    WED = "wed"
+    THU = "thu"
+    FRI = "fri"
+    SAT = "sat"
+    SUN = "sun"
+
+
+class ServiceHours(CRDModel):
+    cel_rules = (
+        cel("self.start < self.end", "serviceHours.start deve ser anterior a serviceHours.end"),
+    )
+
+    timezone: str = Field(default="America/Sao_Paulo", max_length=64)
+    days: list[Weekday] = Field(
+        default=[Weekday.MON, Weekday.TUE, Weekday.WED, Weekday.THU, Weekday.FRI],
+        min_length=1,
+        max_length=7,
+    )
+    start: str = Field(default="08:00", pattern=HHMM_PATTERN)
+    end: str = Field(default="18:00", pattern=HHMM_PATTERN)
+
+    @model_validator(mode="after")
+    def _check(self) -> ServiceHours:
+        if self.start >= self.end:
+            raise ValueError(self.cel_rules[0]["message"])
+        return self
+
+
+class EscalationSpec(CRDModel):
+    service_hours: ServiceHours = ServiceHours()
+    """When level-2 attendants are on duty."""
+    queue_limit: int = Field(default=500, ge=1, le=100000)
+    """Conversations waiting per team before new escalations get an out-of-capacity answer."""
+    max_wait_minutes: int = Field(default=60, ge=1, le=1440)
+    """Wait after which a queued conversation is answered with a protocol to follow up later."""
+
+
+class RetentionSpec(CRDModel):
+    conversation_days: int = Field(default=180, ge=1, le=3650)
+    """Days to keep conversations (LGPD: no longer than needed)."""
+    anonymize_after_days: int = Field(default=30, ge=0, le=3650)
+    """Days after which personal data in closed conversations is anonymised (0 = at once)."""
+
+
+# --- the resource -----------------------------------------------------------------------------
+
+
+class AssistenteDigitalSpec(CRDModel):
+    cel_rules = (
+        cel(
+            # has(): the CRD's default for spec ({}) is validated before nested defaulting.
+            "!has(self.retention)"
+            " || self.retention.anonymizeAfterDays <= self.retention.conversationDays",
+            "retention.anonymizeAfterDays não pode ser maior que retention.conversationDays",
+        ),
+    )
+
+    version: str = Field(
+        default=__version__, pattern=r"^[0-9A-Za-z][0-9A-Za-z._-]*$", max_length=64
+    )
+    """Release of the assistant; it picks the default image tags."""
+    paused: bool = False
+    """Stop reconciling: the operator changes nothing until this is false again."""
+    api: ApiSpec = ApiSpec()
+    nlu: NluSpec = NluSpec()
+    actions: ActionsSpec = ActionsSpec()
+    worker: WorkerSpec = WorkerSpec()
+    channels: Channels = Channels()
+    agents: Agents = Agents()
+    redis: RedisSpec = RedisSpec()
+    postgres: PostgresSpec = PostgresSpec()
+    ingress: IngressSpec = IngressSpec()
+    monitoring: MonitoringSpec = MonitoringSpec()
+    escalation: EscalationSpec = EscalationSpec()
+    retention: RetentionSpec = RetentionSpec()
+
+    @model_validator(mode="after")
+    def _check(self) -> AssistenteDigitalSpec:
+        if self.retention.anonymize_after_days > self.retention.conversation_days:
+            raise ValueError(self.cel_rules[0]["message"])
+        return self
+
+
+class ConditionStatus(StrEnum):
+    TRUE = "True"
+    FALSE = "False"
+    UNKNOWN = "Unknown"
+
+
+class Condition(CRDModel):
+    type: str = Field(pattern=r"^[A-Z][A-Za-z]*$", max_length=64)
+    status: ConditionStatus
+    reason: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$", max_length=128)
+    message: str = Field(default="", max_length=4096)
+    last_transition_time: str
+    observed_generation: int | None = Field(default=None, ge=0)
+
+
+class Phase(StrEnum):
+    PENDING = "Pending"
+    PROGRESSING = "Progressing"
+    READY = "Ready"
+    DEGRADED = "Degraded"
+    PAUSED = "Paused"
+    FAILED = "Failed"
+
+
+class ComponentStatus(CRDModel):
+    name: str = Field(max_length=64)
+    kind: str = Field(max_length=64)
+    ready_replicas: int = 0
+    replicas: int = 0
+
+
+class AssistenteDigitalStatus(CRDModel):
+    observed_generation: int | None = None
+    """The metadata.generation the operator last acted on."""
+    phase: Phase | None = None
+    """Summary for humans and dashboards; conditions are the contract."""
+    api_replicas: str | None = Field(default=None, max_length=32)
+    """Ready/desired API pods, e.g. 2/2."""
+    conditions: list[Condition] = Field(
+        default=[],
+        max_length=32,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+    components: list[ComponentStatus] = Field(
+        default=[],
+        max_length=32,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+
+
+class ObjectMeta(BaseModel):
+    """The part of metadata the builders read."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    name: str = Field(pattern=DNS_LABEL_PATTERN, max_length=40)
+    namespace: str = "default"
+    uid: str | None = None
+    generation: int | None = None
+    labels: dict[str, str] = {}
+
+
+class AssistenteDigital(BaseModel):
+    """A whole custom resource as the operator reads it."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    metadata: ObjectMeta
+    spec: AssistenteDigitalSpec = AssistenteDigitalSpec()
+    status: dict[str, Any] = {}
+
+    @classmethod
+    def from_body(cls, body: Any) -> AssistenteDigital:
+        """Parses a Kubernetes object (a dict or a kopf Body)."""
+        return cls.model_validate(
+            {
+                "metadata": dict(body.get("metadata") or {}),
+                "spec": dict(body.get("spec") or {}),
+                "status": dict(body.get("status") or {}),
+            }
+        )
+
+
+Component = Literal["api", "nlu", "actions", "worker"]
+COMPONENTS: tuple[Component, ...] = ("api", "nlu", "actions", "worker")

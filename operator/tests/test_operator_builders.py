@@ -1,0 +1,284 @@
+"""Pure builders: golden output for the sample CR and the properties every child must have."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from assistente_operator.builders import build_children, plan
+from assistente_operator.builders.common import INPUT_HASH_ANNOTATION
+from assistente_operator.models import AssistenteDigital
+
+OPERATOR_DIR = Path(__file__).resolve().parents[1]
+SAMPLE = OPERATOR_DIR / "config/samples/assistentedigital.yaml"
+GOLDEN = Path(__file__).parent / "golden/sample-children.yaml"
+UID = "00000000-0000-4000-8000-000000000001"
+
+
+def make_cr(
+    spec: dict[str, Any] | None = None, *, name: str = "tjxx", uid: str | None = UID
+) -> AssistenteDigital:
+    meta: dict[str, Any] = {"name": name, "namespace": "tribunal"}
+    if uid:
+        meta["uid"] = uid
+    return AssistenteDigital.from_body({"metadata": meta, "spec": spec or {}})
+
+
+def sample_cr() -> AssistenteDigital:
+    body = yaml.safe_load(SAMPLE.read_text())
+    body["metadata"].update(namespace="assistente-digital", uid=UID)
+    return AssistenteDigital.from_body(body)
+
+
+def by_kind(objects: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
+    return {o["metadata"]["name"]: o for o in objects if o["kind"] == kind}
+
+
+def pod_templates(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {
+        o["metadata"]["name"]: o["spec"]["template"]
+        for o in objects
+        if o["kind"] in ("Deployment", "StatefulSet")
+    }
+
+
+def test_sample_matches_golden_file() -> None:
+    rendered = yaml.safe_dump_all(build_children(sample_cr()), sort_keys=False, allow_unicode=True)
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        GOLDEN.write_text(rendered)
+    assert GOLDEN.exists(), "run with UPDATE_GOLDEN=1 to create the golden file"
+    assert rendered == GOLDEN.read_text(), (
+        "children changed: review, then UPDATE_GOLDEN=1 pytest ..."
+    )
+
+
+def test_every_child_is_owned_labelled_and_namespaced() -> None:
+    for obj in build_children(sample_cr()):
+        meta = obj["metadata"]
+        assert meta["namespace"] == "assistente-digital"
+        assert meta["labels"]["app.kubernetes.io/managed-by"] == "assistente-operator"
+        assert meta["labels"]["app.kubernetes.io/instance"] == "tjxx"
+        [owner] = meta["ownerReferences"]
+        assert owner == {
+            "apiVersion": "assistente.digital/v1alpha1",
+            "kind": "AssistenteDigital",
+            "name": "tjxx",
+            "uid": UID,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+
+
+def test_rendering_without_uid_has_no_owner_references() -> None:
+    for obj in build_children(make_cr(uid=None)):
+        assert "ownerReferences" not in obj["metadata"]
+
+
+def test_pods_are_hardened() -> None:
+    objects = build_children(make_cr())
+    templates = pod_templates(objects)
+    assert set(templates) == {"tjxx-api", "tjxx-worker", "tjxx-nlu", "tjxx-actions", "tjxx-redis"}
+    for name, template in templates.items():
+        pod = template["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True, name
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, name
+        assert pod["automountServiceAccountToken"] is False, name
+        for container in pod["containers"]:
+            context = container["securityContext"]
+            assert context["allowPrivilegeEscalation"] is False, name
+            assert context["readOnlyRootFilesystem"] is True, name
+            assert context["capabilities"] == {"drop": ["ALL"]}, name
+            assert context["seccompProfile"] == {"type": "RuntimeDefault"}, name
+            assert set(container["resources"]) == {"requests", "limits"}, name
+            for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+                assert probe in container, f"{name}/{container['name']} lacks {probe}"
+        assert INPUT_HASH_ANNOTATION in template["metadata"]["annotations"], name
+
+
+def test_child_names_fit_kubernetes_limits_for_the_longest_allowed_name() -> None:
+    name = "a" * 40
+    for obj in build_children(make_cr(name=name)):
+        assert len(obj["metadata"]["name"]) <= 63 - len("-2"), obj["metadata"]["name"]
+        for value in obj["metadata"]["labels"].values():
+            assert len(value) <= 63
+
+
+def test_autoscaled_deployment_leaves_replicas_to_the_hpa() -> None:
+    objects = build_children(
+        make_cr({"api": {"autoscaling": {"enabled": True, "minReplicas": 3, "maxReplicas": 9}}})
+    )
+    deployment = by_kind(objects, "Deployment")["tjxx-api"]
+    assert "replicas" not in deployment["spec"]
+    hpa = by_kind(objects, "HorizontalPodAutoscaler")["tjxx-api"]
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (3, 9)
+    assert hpa["spec"]["scaleTargetRef"]["name"] == "tjxx-api"
+    # Components without autoscaling keep a fixed count and get no HPA.
+    assert by_kind(objects, "Deployment")["tjxx-nlu"]["spec"]["replicas"] == 2
+    assert "tjxx-nlu" not in by_kind(objects, "HorizontalPodAutoscaler")
+
+
+@pytest.mark.parametrize(("replicas", "expect_pdb"), [(0, False), (1, False), (2, True), (5, True)])
+def test_pdbs_never_block_a_drain(replicas: int, expect_pdb: bool) -> None:
+    objects = build_children(make_cr({"worker": {"replicas": replicas}}))
+    pdbs = by_kind(objects, "PodDisruptionBudget")
+    assert ("tjxx-worker" in pdbs) is expect_pdb
+    for pdb in pdbs.values():
+        assert pdb["spec"]["maxUnavailable"] == 1
+        assert pdb["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
+        assert "minAvailable" not in pdb["spec"]
+
+
+def test_input_hash_changes_only_with_the_config_a_pod_reads() -> None:
+    def hashes(spec: dict[str, Any]) -> dict[str, str]:
+        templates = pod_templates(build_children(make_cr(spec)))
+        return {
+            name: t["metadata"]["annotations"][INPUT_HASH_ANNOTATION]
+            for name, t in templates.items()
+        }
+
+    base = hashes({})
+    assert hashes({}) == base  # deterministic
+    assert hashes({"api": {"replicas": 7}}) == base  # scaling is not configuration
+    queue = hashes({"escalation": {"queueLimit": 10}})
+    assert queue["tjxx-api"] != base["tjxx-api"]
+    assert queue["tjxx-worker"] != base["tjxx-worker"]
+    assert queue["tjxx-nlu"] == base["tjxx-nlu"]
+    assert queue["tjxx-actions"] == base["tjxx-actions"]
+    agents = hashes({"agents": {"technicalSupport": {"escalationThreshold": 80}}})
+    assert agents["tjxx-actions"] != base["tjxx-actions"]
+    assert agents["tjxx-api"] == base["tjxx-api"]
+
+
+def test_cloudnativepg_cluster_and_backups() -> None:
+    spec = {
+        "postgres": {
+            "mode": "cloudnativepg",
+            "cloudnativepg": {
+                "instances": 3,
+                "storage": {"size": "20Gi", "storageClassName": "fast"},
+                "backup": {
+                    "enabled": True,
+                    "destinationPath": "s3://backups/tjxx",
+                    "credentialsSecretRef": {"name": "s3"},
+                },
+            },
+        }
+    }
+    objects = build_children(make_cr(spec))
+    cluster = by_kind(objects, "Cluster")["tjxx-pg"]
+    assert cluster["spec"]["instances"] == 3
+    assert cluster["spec"]["storage"] == {"size": "20Gi", "storageClass": "fast"}
+    assert cluster["spec"]["backup"]["barmanObjectStore"]["destinationPath"] == "s3://backups/tjxx"
+    assert by_kind(objects, "ScheduledBackup")["tjxx-pg-daily"]["spec"]["cluster"] == {
+        "name": "tjxx-pg"
+    }
+    api = by_kind(objects, "Deployment")["tjxx-api"]["spec"]["template"]["spec"]["containers"][0]
+    secrets = {e["valueFrom"]["secretKeyRef"]["name"] for e in api["env"] if "valueFrom" in e}
+    assert secrets == {"tjxx-pg-app"}
+
+
+def test_single_instance_cloudnativepg_disables_its_pdb() -> None:
+    objects = build_children(make_cr({"postgres": {"cloudnativepg": {"instances": 1}}}))
+    assert by_kind(objects, "Cluster")["tjxx-pg"]["spec"]["enablePDB"] is False
+
+
+def test_external_stores_render_no_statefulset_or_cluster() -> None:
+    spec = {
+        "redis": {"mode": "external", "external": {"secretRef": {"name": "redis"}}},
+        "postgres": {"mode": "external", "external": {"secretRef": {"name": "pg"}}},
+    }
+    objects = build_children(make_cr(spec))
+    kinds = {o["kind"] for o in objects}
+    assert "StatefulSet" not in kinds
+    assert "Cluster" not in kinds
+    api = by_kind(objects, "Deployment")["tjxx-api"]["spec"]["template"]["spec"]["containers"][0]
+    refs = {
+        (e["name"], e["valueFrom"]["secretKeyRef"]["name"]) for e in api["env"] if "valueFrom" in e
+    }
+    assert ("ASSISTENTE_REDIS_URL", "redis") in refs
+    assert ("ASSISTENTE_DATABASE_READ_URL", "pg") in refs
+
+
+def test_only_enabled_channels_mount_their_secrets() -> None:
+    spec = {
+        "channels": {
+            "web": {"enabled": True, "secretRef": {"name": "web"}},
+            "telegram": {"enabled": False, "secretRef": {"name": "telegram"}},
+        }
+    }
+    objects = build_children(make_cr(spec))
+    api = by_kind(objects, "Deployment")["tjxx-api"]["spec"]["template"]["spec"]["containers"][0]
+    assert api["envFrom"][1:] == [{"prefix": "ASSISTENTE_WEB_", "secretRef": {"name": "web"}}]
+    settings = by_kind(objects, "ConfigMap")["tjxx-settings"]["data"]
+    assert settings["ASSISTENTE_CHANNEL_TELEGRAM_ENABLED"] == "false"
+
+
+def test_redis_persistence_switch() -> None:
+    with_pvc = by_kind(build_children(make_cr()), "StatefulSet")["tjxx-redis"]["spec"]
+    assert with_pvc["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"] == "1Gi"
+    spec = {"redis": {"inCluster": {"persistence": {"enabled": False}}}}
+    without = by_kind(build_children(make_cr(spec)), "StatefulSet")["tjxx-redis"]["spec"]
+    assert "volumeClaimTemplates" not in without
+    assert {"name": "data", "emptyDir": {"sizeLimit": "1Gi"}} in without["template"]["spec"][
+        "volumes"
+    ]
+
+
+def test_ingress_and_network_policies() -> None:
+    spec = {
+        "ingress": {
+            "enabled": True,
+            "host": "a.jus.br",
+            "className": "nginx",
+            "tlsSecretName": "tls",
+        }
+    }
+    objects = build_children(make_cr(spec))
+    ingress = by_kind(objects, "Ingress")["tjxx-api"]
+    assert ingress["spec"]["tls"] == [{"hosts": ["a.jus.br"], "secretName": "tls"}]
+    assert ingress["spec"]["ingressClassName"] == "nginx"
+    policies = by_kind(objects, "NetworkPolicy")
+    assert set(policies) == {"tjxx-api", "tjxx-worker", "tjxx-nlu", "tjxx-actions", "tjxx-redis"}
+    actions_from = policies["tjxx-actions"]["spec"]["ingress"][0]["from"]
+    assert actions_from == [
+        {
+            "podSelector": {
+                "matchLabels": {
+                    "app.kubernetes.io/name": "assistente-digital",
+                    "app.kubernetes.io/instance": "tjxx",
+                    "app.kubernetes.io/component": "nlu",
+                }
+            }
+        }
+    ]
+
+
+def test_monitoring_objects_are_skipped_when_their_crds_are_not_served() -> None:
+    cr = make_cr({"monitoring": {"labels": {"release": "kps"}}})
+    everything = plan(cr)
+    assert {o["kind"] for o in everything.objects} >= {
+        "ServiceMonitor",
+        "PodMonitor",
+        "PrometheusRule",
+    }
+    assert everything.skipped == []
+    bare = plan(cr, served=frozenset())
+    assert {o["kind"] for o in bare.skipped} == {
+        "ServiceMonitor",
+        "PodMonitor",
+        "PrometheusRule",
+        "Cluster",
+    }
+    # The dashboard is a ConfigMap: always possible.
+    assert "tjxx-dashboard" in by_kind(bare.objects, "ConfigMap")
+    monitor = by_kind(everything.objects, "ServiceMonitor")["tjxx-api"]
+    assert monitor["metadata"]["labels"]["release"] == "kps"
+
+
+def test_monitoring_can_be_switched_off() -> None:
+    objects = build_children(make_cr({"monitoring": {"enabled": False}}))
+    assert not {"ServiceMonitor", "PodMonitor", "PrometheusRule"} & {o["kind"] for o in objects}
+    assert "tjxx-dashboard" not in by_kind(objects, "ConfigMap")
