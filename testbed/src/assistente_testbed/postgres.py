@@ -10,9 +10,15 @@ import signal
 import subprocess
 import tempfile
 from pathlib import Path
-from types import TracebackType
+from typing import Self
 
-from assistente_testbed.process import ManagedProcess, ServiceError, free_port, wait_until
+from assistente_testbed.process import (
+    LocalServer,
+    ManagedProcess,
+    ServiceError,
+    free_port,
+    wait_until,
+)
 
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 SUPERUSER = "postgres"
@@ -36,7 +42,7 @@ def find_pg_bin(preferred_major: str = "15") -> Path:
     )
 
 
-class PostgresServer:
+class PostgresServer(LocalServer):
     """initdb + postgres, owned by an unprivileged user because PostgreSQL refuses to run as root.
 
     `fast=True` turns off fsync: fine for tests and benchmarks of our code, never for real data.
@@ -50,8 +56,10 @@ class PostgresServer:
         fast: bool = True,
         max_connections: int = 300,
     ) -> None:
-        self.base_dir = base_dir or Path(tempfile.mkdtemp(prefix="assistente-pg-"))
-        self._owns_base_dir = base_dir is None
+        super().__init__(
+            base_dir or Path(tempfile.mkdtemp(prefix="assistente-pg-")),
+            owns_base_dir=base_dir is None,
+        )
         self.host = "127.0.0.1"
         self.port = port or free_port()
         self.user = SUPERUSER
@@ -63,7 +71,6 @@ class PostgresServer:
         self.password_file = self.base_dir / "password"
         self.log_path = self.base_dir / "postgres.log"
         self._os_user = "postgres" if os.geteuid() == 0 else None
-        self._process: ManagedProcess | None = None
         self.password = ""
 
     @property
@@ -131,7 +138,7 @@ class PostgresServer:
             options |= {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
         return [arg for key, value in options.items() for arg in ("-c", f"{key}={value}")]
 
-    def start(self, timeout: float = 60.0) -> PostgresServer:
+    def start(self, timeout: float = 60.0) -> Self:
         self._initdb()
         self.log_path.touch()
         self._chown(self.log_path)
@@ -193,11 +200,6 @@ class PostgresServer:
         self._psql(f'CREATE DATABASE "{name}"')
         return self.dsn_for(name)
 
-    @property
-    def pid(self) -> int | None:
-        """The server's main process, while it runs."""
-        return self._process.pid if self._process is not None else None
-
     def ensure_database(self, name: str) -> str:
         """The database `name`, created if missing (data kept across runs); returns its DSN."""
         if not _IDENTIFIER.match(name):
@@ -208,24 +210,3 @@ class PostgresServer:
         if exists != "1":
             self._psql(f'CREATE DATABASE "{name}"')
         return self.dsn_for(name)
-
-    def stop(self) -> None:
-        if self._process is not None:
-            self._process.stop()
-            self._process = None
-
-    def remove(self) -> None:
-        self.stop()
-        if self._owns_base_dir:
-            shutil.rmtree(self.base_dir, ignore_errors=True)
-
-    def __enter__(self) -> PostgresServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.remove()

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from types import TracebackType
+from typing import Self
 
 
 class ServiceError(RuntimeError):
@@ -117,3 +120,42 @@ class ManagedProcess:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self._popen.pid, signal.SIGKILL)
         self._popen = None
+
+
+class LocalServer:
+    """A server run from one private directory: stopping keeps its data, removing deletes the
+    directory too when the server made it itself. Subclasses implement `start()`."""
+
+    def __init__(self, base_dir: Path, *, owns_base_dir: bool) -> None:
+        self.base_dir = base_dir
+        self._owns_base_dir = owns_base_dir
+        self._process: ManagedProcess | None = None
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    @property
+    def pid(self) -> int | None:
+        """The server's main process, while it runs."""
+        return self._process.pid if self._process is not None else None
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.stop()
+            self._process = None
+
+    def remove(self) -> None:
+        self.stop()
+        if self._owns_base_dir:
+            shutil.rmtree(self.base_dir, ignore_errors=True)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.remove()

@@ -6,9 +6,15 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
-from types import TracebackType
+from typing import Self
 
-from assistente_testbed.process import ManagedProcess, ServiceError, free_port, wait_until
+from assistente_testbed.process import (
+    LocalServer,
+    ManagedProcess,
+    ServiceError,
+    free_port,
+    wait_until,
+)
 
 
 def find_redis_server() -> Path:
@@ -20,7 +26,7 @@ def find_redis_server() -> Path:
     return Path(found)
 
 
-class RedisServer:
+class RedisServer(LocalServer):
     """redis-server with an append-only file, so a restart keeps what was acknowledged.
 
     `replica_of` starts it as a replica of another RedisServer (for replication tests).
@@ -34,14 +40,15 @@ class RedisServer:
         appendonly: bool = True,
         replica_of: RedisServer | None = None,
     ) -> None:
-        self.base_dir = base_dir or Path(tempfile.mkdtemp(prefix="assistente-redis-"))
-        self._owns_base_dir = base_dir is None
+        super().__init__(
+            base_dir or Path(tempfile.mkdtemp(prefix="assistente-redis-")),
+            owns_base_dir=base_dir is None,
+        )
         self.host = "127.0.0.1"
         self.port = port or free_port()
         self.appendonly = appendonly
         self.replica_of = replica_of
         self.log_path = self.base_dir / "redis.log"
-        self._process: ManagedProcess | None = None
 
     @property
     def url(self) -> str:
@@ -60,7 +67,7 @@ class RedisServer:
         )
         return result.stdout.strip()
 
-    def start(self, timeout: float = 30.0) -> RedisServer:
+    def start(self, timeout: float = 30.0) -> Self:
         self.base_dir.mkdir(parents=True, exist_ok=True)
         argv = [
             str(find_redis_server()),
@@ -96,29 +103,3 @@ class RedisServer:
             ready, timeout=timeout, what=f"Redis on port {self.port}", log_path=self.log_path
         )
         return self
-
-    @property
-    def pid(self) -> int | None:
-        """The server's main process, while it runs."""
-        return self._process.pid if self._process is not None else None
-
-    def stop(self) -> None:
-        if self._process is not None:
-            self._process.stop()
-            self._process = None
-
-    def remove(self) -> None:
-        self.stop()
-        if self._owns_base_dir:
-            shutil.rmtree(self.base_dir, ignore_errors=True)
-
-    def __enter__(self) -> RedisServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.remove()

@@ -39,13 +39,7 @@ def build_resources(settings: Settings) -> Resources:
         settings=settings,
         db=create_database(settings),
         redis=redis,
-        queues=build_queues(
-            redis,
-            prefix=settings.queue_prefix,
-            partitions=settings.queue_partitions,
-            max_length=settings.queue_max_length,
-            min_replicas_ack=settings.redis_min_replicas_ack,
-        ),
+        queues=queues_for(redis, settings),
         verifier=verifier,
     )
 
@@ -55,3 +49,14 @@ async def close_resources(resources: Resources) -> None:
         await resources.hub.stop()
     await resources.db.dispose()
     await resources.redis.aclose()
+
+
+def queues_for(redis: Redis, settings: Settings) -> Queues:
+    """The API's and the worker's view of the streams, from the same settings."""
+    return build_queues(
+        redis,
+        prefix=settings.queue_prefix,
+        partitions=settings.queue_partitions,
+        max_length=settings.queue_max_length,
+        min_replicas_ack=settings.redis_min_replicas_ack,
+    )

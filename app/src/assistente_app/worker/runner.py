@@ -22,9 +22,9 @@ from assistente_app.core import metrics
 from assistente_app.core.db import create_database
 from assistente_app.core.redis import create_redis
 from assistente_app.core.settings import Settings
+from assistente_app.core.state import queues_for
 from assistente_app.lgpd import service as lgpd_service
 from assistente_app.queue.consumer import StreamConsumer
-from assistente_app.queue.streams import build_queues
 from assistente_app.worker.handlers import (
     WorkerContext,
     handle_inbound,
@@ -47,13 +47,7 @@ def build_context(settings: Settings) -> WorkerContext:
         settings=settings,
         db=create_database(settings),
         redis=redis,
-        queues=build_queues(
-            redis,
-            prefix=settings.queue_prefix,
-            partitions=settings.queue_partitions,
-            max_length=settings.queue_max_length,
-            min_replicas_ack=settings.redis_min_replicas_ack,
-        ),
+        queues=queues_for(redis, settings),
         http=http,
         rasa=RasaClient(base_url=settings.rasa_url, http=http, timeout_s=settings.rasa_timeout_s),
         whatsapp=WhatsAppClient(settings, http),
