@@ -26,6 +26,7 @@ from assistente_app.main import create_app
 from assistente_app.queue.consumer import StreamConsumer
 from assistente_app.worker.handlers import WorkerContext, handle_outbound, store_bot_turn
 from assistente_app.worker.runner import build_context, close_context
+from assistente_testbed.http_fakes import send_json
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import FastAPI
 from jwt.algorithms import RSAAlgorithm
@@ -49,12 +50,7 @@ class JwksIssuer:
                 issuer.requests += 1
                 jwk = json.loads(RSAAlgorithm.to_jwk(issuer.key.public_key()))
                 jwk.update(kid=issuer.kid, use="sig", alg="RS256")
-                body = json.dumps({"keys": [jwk]}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                send_json(self, 200, {"keys": [jwk]})
 
             def log_message(self, *args: Any) -> None:
                 return

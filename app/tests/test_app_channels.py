@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 
 import pytest
 from assistente_app.conversations import models as m
+from assistente_testbed.http_fakes import send_json
 from sqlalchemy import func, select
 
 from .conftest import Harness, SettingsFactory, running_app, wait_for
@@ -70,12 +71,7 @@ class ProviderFake:
                     )
 
             def _reply(self, status: int, payload: dict[str, Any]) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                send_json(self, status, payload)
 
             def log_message(self, *args: Any) -> None:
                 return
