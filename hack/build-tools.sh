@@ -130,10 +130,19 @@ compile() {
 }
 
 build() {
-  local tool=$1 bin tmp start
+  local tool=$1 bin tmp start lock_fd
   [ -f "$repo/tools/go/$tool/go.mod" ] || regen "$tool"
   bin=$(tool_bin_dir "$tool")
+  # Several checkouts (git worktrees, parallel CI jobs) may share the cache: one builds, the
+  # others wait for it instead of compiling the same tool twice.
+  mkdir -p "$(dirname "$bin")"
+  exec {lock_fd}>"$bin.lock"
+  if ! flock -n "$lock_fd"; then
+    log "$tool $(tool_version "$tool"): another build holds $bin.lock; waiting for it"
+    flock "$lock_fd"
+  fi
   if [ -f "$bin/.complete" ]; then
+    exec {lock_fd}>&-
     log "$tool $(tool_version "$tool"): cached in $bin"
     return
   fi
@@ -146,6 +155,7 @@ build() {
   touch "$tmp/.complete"
   rm -rf "$bin"; mkdir -p "$(dirname "$bin")"; mv "$tmp" "$bin"
   log "$tool $(tool_version "$tool"): built in $(( $(date +%s) - start ))s"
+  exec {lock_fd}>&-
 }
 
 main() {

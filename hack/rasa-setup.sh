@@ -39,6 +39,10 @@ venv=$cache_root/rasa-venv-$key
 
 if [[ ${1:-} == --path ]]; then echo "$venv"; exit 0; fi
 
+# Checkouts sharing the cache wait for one build instead of racing on the same directory.
+mkdir -p "$cache_root"
+exec {lock_fd}>"$venv.lock"
+flock "$lock_fd"
 if [[ -f $venv/.complete ]]; then
   log "reusing $venv"
   echo "$venv"

@@ -13,6 +13,10 @@ source "$repo/hack/rasa-env.sh"
 
 hash=$(rasa_training_hash)
 model=$models_dir/$hash.tar.gz
+# One training per model hash at a time, even across checkouts sharing the cache.
+mkdir -p "$models_dir"
+exec {lock_fd}>"$models_dir/$hash.lock"
+flock "$lock_fd"
 if [[ -f $model && ${1:-} != --force ]]; then
   rasa_log "model up to date: $model"
   echo "$model"
