@@ -23,26 +23,12 @@ import kopf
 from assistente_operator import API_VERSION, GROUP, KIND, PLURAL, VERSION
 from assistente_operator.builders.common import MANAGED_BY, MANAGED_BY_LABEL
 from assistente_operator.k8s import Client, KubeError
+from assistente_operator.kinds import CHILD_KINDS
 from assistente_operator.reconcile import InvalidSpecError, ReconcileFailedError, Reconciler
 from assistente_operator.scheduler import Scheduler
 from assistente_operator.settings import OperatorConfig, configure_kopf
 
 logger = logging.getLogger(__name__)
-
-CHILD_RESOURCES: tuple[tuple[str, str, str], ...] = (
-    ("", "v1", "configmaps"),
-    ("", "v1", "services"),
-    ("", "v1", "serviceaccounts"),
-    ("apps", "v1", "deployments"),
-    ("apps", "v1", "statefulsets"),
-    ("autoscaling", "v2", "horizontalpodautoscalers"),
-    ("policy", "v1", "poddisruptionbudgets"),
-    ("networking.k8s.io", "v1", "networkpolicies"),
-    ("networking.k8s.io", "v1", "ingresses"),
-)
-# Kinds from optional CRDs (CloudNativePG, Prometheus Operator) are deliberately not watched:
-# kopf's watcher dies with the whole operator when a watched CRD is deleted. Their drift and
-# the Cluster's readiness are picked up by the resync loop instead.
 
 
 @dataclass
@@ -163,11 +149,14 @@ def _enqueue_owner(body: kopf.Body, memo: kopf.Memo, type: str | None, **_: Any)
             runtime.scheduler.enqueue(body["metadata"]["namespace"], ref["name"])
 
 
-for _group, _version, _plural in CHILD_RESOURCES:
-    kopf.on.event(
-        group=_group,
-        version=_version,
-        plural=_plural,
-        labels={MANAGED_BY_LABEL: MANAGED_BY},
-        id=f"child-{_plural}",
-    )(_enqueue_owner)
+# Kinds from optional CRDs (CloudNativePG, Prometheus Operator) are deliberately not watched
+# (see kinds.ChildKind.watched); the resync loop picks up their drift and readiness instead.
+for _kind in CHILD_KINDS:
+    if _kind.watched:
+        kopf.on.event(
+            group=_kind.group,
+            version=_kind.version,
+            plural=_kind.plural,
+            labels={MANAGED_BY_LABEL: MANAGED_BY},
+            id=f"child-{_kind.plural}",
+        )(_enqueue_owner)

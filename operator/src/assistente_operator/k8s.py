@@ -20,30 +20,12 @@ import kubernetes
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
-from assistente_operator import API_VERSION, FIELD_MANAGER, KIND, PLURAL
-from assistente_operator.builders import OPTIONAL_KINDS
+from assistente_operator import API_VERSION, FIELD_MANAGER, KIND
+from assistente_operator.kinds import EVENT, KINDS, OPTIONAL_KINDS, RESOURCE
 
 logger = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
-
-# (apiVersion, kind) -> (plural, namespaced) for every kind the operator touches.
-KINDS: dict[tuple[str, str], tuple[str, bool]] = {
-    ("v1", "ConfigMap"): ("configmaps", True),
-    ("v1", "Service"): ("services", True),
-    ("v1", "ServiceAccount"): ("serviceaccounts", True),
-    ("v1", "Secret"): ("secrets", True),
-    ("v1", "Event"): ("events", True),
-    ("v1", "Namespace"): ("namespaces", False),
-    ("apps/v1", "Deployment"): ("deployments", True),
-    ("apps/v1", "StatefulSet"): ("statefulsets", True),
-    ("autoscaling/v2", "HorizontalPodAutoscaler"): ("horizontalpodautoscalers", True),
-    ("policy/v1", "PodDisruptionBudget"): ("poddisruptionbudgets", True),
-    ("networking.k8s.io/v1", "NetworkPolicy"): ("networkpolicies", True),
-    ("networking.k8s.io/v1", "Ingress"): ("ingresses", True),
-    (API_VERSION, KIND): (PLURAL, True),
-    **{key: (plural, True) for key, plural in OPTIONAL_KINDS.items()},
-}
 
 REQUEST_TIMEOUT = (5.0, 30.0)  # connect, read (seconds)
 DISCOVERY_TTL = 30.0
@@ -72,16 +54,16 @@ def resource_path(
     api_version: str, kind: str, namespace: str | None, name: str | None = None
 ) -> str:
     try:
-        plural, namespaced = KINDS[(api_version, kind)]
+        registered = KINDS[(api_version, kind)]
     except KeyError:
         raise ValueError(f"unknown kind {api_version}/{kind}") from None
     prefix = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
     path = prefix
-    if namespaced and namespace:
+    if registered.namespaced and namespace:
         path += f"/namespaces/{quote(namespace)}"
-    elif namespaced and name:
+    elif registered.namespaced and name:
         raise ValueError(f"{kind} {name} needs a namespace")
-    path += f"/{plural}"
+    path += f"/{registered.plural}"
     if name:
         path += f"/{quote(name)}"
     return path
@@ -131,7 +113,7 @@ class Client:
 
     # --- raw requests -------------------------------------------------------------------------
 
-    def request(
+    def _request(
         self,
         method: str,
         path: str,
@@ -166,7 +148,7 @@ class Client:
         """Server-side apply, forcing ownership of the fields we send."""
         meta = obj["metadata"]
         path = resource_path(obj["apiVersion"], obj["kind"], meta.get("namespace"), meta["name"])
-        return self.request(
+        return self._request(
             "PATCH",
             path,
             body=obj,
@@ -174,9 +156,30 @@ class Client:
             content_type="application/apply-patch+yaml",
         )
 
+    def apply_replicas(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str,
+        name: str,
+        replicas: int,
+        *,
+        field_manager: str,
+    ) -> Obj:
+        """Server-side applies only ``spec.replicas``, under a field manager of its own."""
+        return self.apply(
+            {
+                "apiVersion": api_version,
+                "kind": kind,
+                "metadata": {"name": name, "namespace": namespace},
+                "spec": {"replicas": replicas},
+            },
+            field_manager=field_manager,
+        )
+
     def get(self, api_version: str, kind: str, namespace: str | None, name: str) -> Obj | None:
         try:
-            return self.request("GET", resource_path(api_version, kind, namespace, name))
+            return self._request("GET", resource_path(api_version, kind, namespace, name))
         except KubeError as error:
             if error.not_found:
                 return None
@@ -186,24 +189,33 @@ class Client:
         self, api_version: str, kind: str, namespace: str | None, label_selector: str = ""
     ) -> list[Obj]:
         query = [("labelSelector", label_selector)] if label_selector else []
-        result = self.request("GET", resource_path(api_version, kind, namespace), query=query)
+        result = self._request("GET", resource_path(api_version, kind, namespace), query=query)
         items: list[Obj] = result.get("items", [])
         return items
 
-    def delete(self, api_version: str, kind: str, namespace: str | None, name: str) -> None:
+    def delete(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None,
+        name: str,
+        *,
+        propagation: str = "Background",
+    ) -> None:
+        """Deletes an object; ``propagation="Orphan"`` leaves its dependents (e.g. pods) alone."""
         try:
-            self.request(
+            self._request(
                 "DELETE",
                 resource_path(api_version, kind, namespace, name),
-                body={"propagationPolicy": "Background"},
+                body={"propagationPolicy": propagation},
             )
         except KubeError as error:
             if not error.not_found:
                 raise
 
     def patch_status(self, namespace: str, name: str, status: Obj) -> Obj:
-        path = resource_path(API_VERSION, KIND, namespace, name) + "/status"
-        return self.request(
+        path = resource_path(RESOURCE.api_version, RESOURCE.kind, namespace, name) + "/status"
+        return self._request(
             "PATCH", path, body={"status": status}, content_type="application/merge-patch+json"
         )
 
@@ -218,7 +230,7 @@ class Client:
             served: set[tuple[str, str]] = set()
             for api_version in sorted({api for api, _ in OPTIONAL_KINDS}):
                 try:
-                    resources = self.request("GET", f"/apis/{api_version}").get("resources", [])
+                    resources = self._request("GET", f"/apis/{api_version}").get("resources", [])
                 except KubeError as error:
                     if error.not_found:
                         continue
@@ -264,7 +276,8 @@ class Client:
             "count": 1,
         }
         try:
-            self.request("POST", resource_path("v1", "Event", meta["namespace"]), body=event)
+            path = resource_path(EVENT.api_version, EVENT.kind, meta["namespace"])
+            self._request("POST", path, body=event)
         except KubeError as error:  # events are best effort
             logger.warning("could not post event %s: %s", reason, error)
 

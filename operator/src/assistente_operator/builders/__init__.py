@@ -6,28 +6,44 @@ reconciler and ``assistente-operator render``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from assistente_operator.builders import monitoring, network, postgres, redis, workloads
-from assistente_operator.builders.common import Manifest
-from assistente_operator.models import AssistenteDigital
+from assistente_operator.builders.common import ChildRef, Manifest
+from assistente_operator.kinds import OPTIONAL_KINDS
+from assistente_operator.models import COMPONENTS, AssistenteDigital
 
-# Kinds whose CRDs may be missing; the reconciler asks discovery before applying them.
-OPTIONAL_KINDS: dict[tuple[str, str], str] = {
-    ("monitoring.coreos.com/v1", "ServiceMonitor"): "servicemonitors",
-    ("monitoring.coreos.com/v1", "PodMonitor"): "podmonitors",
-    ("monitoring.coreos.com/v1", "PrometheusRule"): "prometheusrules",
-    ("postgresql.cnpg.io/v1", "Cluster"): "clusters",
-    ("postgresql.cnpg.io/v1", "ScheduledBackup"): "scheduledbackups",
-}
+
+@dataclass(frozen=True)
+class ChildNames:
+    """Which child shows each component's state, named by the builders that render it.
+
+    Keys are the components in status order (``api``, ``nlu``, ``actions``, ``worker``,
+    ``redis``, ``postgres``); ``None`` means the component runs outside the cluster.
+    """
+
+    components: dict[str, ChildRef | None]
+
+    def refs(self) -> set[ChildRef]:
+        return {ref for ref in self.components.values() if ref is not None}
 
 
 @dataclass(frozen=True)
 class Plan:
-    """What to apply, and which wanted objects cannot be created on this cluster."""
+    """What to apply, which wanted objects this cluster cannot store, and the names to watch."""
 
     objects: list[Manifest]
-    skipped: list[Manifest] = field(default_factory=list)
+    skipped: list[Manifest]
+    names: ChildNames
+
+
+def child_names(cr: AssistenteDigital) -> ChildNames:
+    components: dict[str, ChildRef | None] = {
+        component: workloads.deployment_ref(cr, component) for component in COMPONENTS
+    }
+    components["redis"] = redis.statefulset_ref(cr)
+    components["postgres"] = postgres.cluster_ref(cr)
+    return ChildNames(components)
 
 
 def build_children(cr: AssistenteDigital) -> list[Manifest]:
@@ -55,4 +71,4 @@ def plan(cr: AssistenteDigital, served: frozenset[tuple[str, str]] | None = None
             skipped.append(obj)
         else:
             objects.append(obj)
-    return Plan(objects=objects, skipped=skipped)
+    return Plan(objects=objects, skipped=skipped, names=child_names(cr))

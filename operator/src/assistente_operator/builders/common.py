@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from assistente_operator import API_VERSION, KIND
@@ -18,6 +19,19 @@ COMPONENT_LABEL = "app.kubernetes.io/component"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 INPUT_HASH_ANNOTATION = "assistente.digital/input-hash"
 METRICS_PORT_NAME = "metrics"
+
+
+@dataclass(frozen=True)
+class ChildRef:
+    """One child, as the API server addresses it within the resource's namespace."""
+
+    api_version: str
+    kind: str
+    name: str
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.api_version, self.kind, self.name)
 
 
 def child_name(cr: AssistenteDigital, suffix: str) -> str:

@@ -19,6 +19,13 @@ def cluster_name(cr: AssistenteDigital) -> str:
     return common.child_name(cr, "pg")
 
 
+def cluster_ref(cr: AssistenteDigital) -> common.ChildRef | None:
+    """The CloudNativePG Cluster; None when PostgreSQL is external."""
+    if cr.spec.postgres.mode != PostgresMode.CLOUDNATIVEPG:
+        return None
+    return common.ChildRef(CNPG_API_VERSION, "Cluster", cluster_name(cr))
+
+
 def cluster(cr: AssistenteDigital) -> Manifest:
     spec = cr.spec.postgres.cloudnativepg
     storage: Manifest = {"size": spec.storage.size}

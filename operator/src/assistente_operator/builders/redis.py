@@ -72,6 +72,17 @@ exec redis-server "$CONF" --sentinel
 )
 
 
+def statefulset_name(cr: AssistenteDigital) -> str:
+    return common.child_name(cr, "redis")
+
+
+def statefulset_ref(cr: AssistenteDigital) -> common.ChildRef | None:
+    """The StatefulSet that runs Redis; None when Redis is external."""
+    if cr.spec.redis.mode != StoreMode.IN_CLUSTER:
+        return None
+    return common.ChildRef("apps/v1", "StatefulSet", statefulset_name(cr))
+
+
 def scripts_configmap(cr: AssistenteDigital) -> Manifest:
     return {
         "apiVersion": "v1",
@@ -119,7 +130,7 @@ def _exec_probe(port: int, period: int) -> Manifest:
 
 def statefulset(cr: AssistenteDigital) -> Manifest:
     spec = cr.spec.redis.in_cluster
-    name = common.child_name(cr, "redis")
+    name = statefulset_name(cr)
     scripts = scripts_configmap(cr)
     env = [
         {"name": "STS_NAME", "value": name},

@@ -56,6 +56,10 @@ def image_for(cr: AssistenteDigital, component: Component) -> str:
     return spec.image or f"{IMAGE_REGISTRY}/{SHAPES[component].image}:{cr.spec.version}"
 
 
+def deployment_ref(cr: AssistenteDigital, component: Component) -> common.ChildRef:
+    return common.ChildRef("apps/v1", "Deployment", common.child_name(cr, component))
+
+
 def min_replicas(cr: AssistenteDigital, component: Component) -> int:
     """The fewest pods the component is meant to run (what a PDB may rely on)."""
     spec = workload_spec(cr, component)
@@ -320,10 +324,11 @@ def deployment(cr: AssistenteDigital, component: Component) -> Manifest:
     if not spec.autoscaling.enabled:
         # Under an HPA the field is left out entirely, so server-side apply never resets it.
         deploy_spec["replicas"] = spec.replicas
+    ref = deployment_ref(cr, component)
     return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": common.metadata(cr, common.child_name(cr, component), component),
+        "apiVersion": ref.api_version,
+        "kind": ref.kind,
+        "metadata": common.metadata(cr, ref.name, component),
         "spec": deploy_spec,
     }
 

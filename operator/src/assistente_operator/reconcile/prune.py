@@ -1,0 +1,73 @@
+"""Prune: delete the children the spec no longer wants.
+
+Only objects that carry the resource's labels *and* its controller reference are candidates, so
+nothing created by hand (or by another resource) is ever removed. Pruning lists every child
+kind, so it runs once per spec change (and once after a restart), not on every pass.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from assistente_operator.builders import Plan
+from assistente_operator.builders.common import INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL
+from assistente_operator.k8s import Client
+from assistente_operator.kinds import CHILD_KINDS
+from assistente_operator.reconcile.apply import Applier, object_key
+
+logger = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+
+
+def _owned_by(obj: Obj, uid: str) -> bool:
+    return any(
+        ref.get("uid") == uid and ref.get("controller")
+        for ref in obj["metadata"].get("ownerReferences", [])
+    )
+
+
+class Pruner:
+    def __init__(self, client: Client, applier: Applier) -> None:
+        self.client = client
+        self.applier = applier
+        # namespace/name -> (uid, generation) whose children were last pruned.
+        self._pruned: dict[str, tuple[str, int]] = {}
+        self._guard = threading.Lock()
+
+    def forget(self, namespace: str, name: str) -> None:
+        with self._guard:
+            self._pruned.pop(f"{namespace}/{name}", None)
+
+    def prune_if_due(self, resource: Obj, wanted: Plan) -> int:
+        """Prunes unless this generation of the resource was pruned already; returns the count."""
+        meta = resource["metadata"]
+        key = f"{meta['namespace']}/{meta['name']}"
+        done = (meta["uid"], int(meta.get("generation", 0)))
+        with self._guard:
+            if self._pruned.get(key) == done:
+                return 0
+        pruned = self.prune(meta["namespace"], meta["name"], meta["uid"], wanted)
+        with self._guard:
+            self._pruned[key] = done
+        return pruned
+
+    def prune(self, namespace: str, name: str, uid: str, wanted: Plan) -> int:
+        keep = {object_key(obj) for obj in wanted.objects}
+        selector = f"{INSTANCE_LABEL}={name},{MANAGED_BY_LABEL}={MANAGED_BY}"
+        served = self.client.served_optional_kinds()
+        pruned = 0
+        for kind in CHILD_KINDS:
+            if kind.optional and kind.key not in served:
+                continue
+            for live in self.client.list(kind.api_version, kind.kind, namespace, selector):
+                child = {**live, "apiVersion": kind.api_version, "kind": kind.kind}
+                if object_key(child) in keep or not _owned_by(live, uid):
+                    continue
+                logger.info("pruning %s %s", kind.kind, live["metadata"]["name"])
+                self.applier.forget(child)
+                self.client.delete(kind.api_version, kind.kind, namespace, live["metadata"]["name"])
+                pruned += 1
+        return pruned

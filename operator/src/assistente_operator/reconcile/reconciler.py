@@ -1,0 +1,146 @@
+"""The pass: one level-based reconciliation of one AssistenteDigital.
+
+Each pass plans every desired child from the spec (builders), applies them (``apply.py``),
+prunes owned children the spec no longer wants (``prune.py``) and reports readiness in the
+status (``report.py``). Passes are idempotent and serialised per object, so kopf handlers,
+child events and the periodic resync can all trigger them freely.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from assistente_operator import API_VERSION, KIND
+from assistente_operator.builders import plan
+from assistente_operator.k8s import Client
+from assistente_operator.models import AssistenteDigital, Phase
+from assistente_operator.reconcile.apply import Applier
+from assistente_operator.reconcile.prune import Pruner
+from assistente_operator.reconcile.report import StatusReporter, readiness
+
+logger = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+
+
+class InvalidSpecError(Exception):
+    """The object cannot be reconciled until someone changes it."""
+
+
+class ReconcileFailedError(Exception):
+    """Some children could not be applied."""
+
+    def __init__(self, message: str, *, temporary: bool) -> None:
+        super().__init__(message)
+        self.temporary = temporary
+
+
+@dataclass
+class Outcome:
+    phase: Phase
+    ready: bool
+    applied: int = 0
+    pruned: int = 0
+    skipped: list[str] = field(default_factory=list)
+
+
+class Reconciler:
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self.applier = Applier(client)
+        self.pruner = Pruner(client, self.applier)
+        self.reporter = StatusReporter(client)
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+        self.passes = 0  # completed passes, for the probe and the benchmark
+        self.failures = 0
+
+    @property
+    def applies(self) -> int:
+        """Server-side apply calls so far (skipped no-ops are not counted)."""
+        return self.applier.applies
+
+    def observe(self, body: Obj, *, deleted: bool) -> None:
+        """Records a child as the watch shows it (called from the child event handler)."""
+        self.applier.observe(body, deleted=deleted)
+
+    def forget(self, namespace: str, name: str) -> None:
+        with self._locks_guard:
+            self._locks.pop(f"{namespace}/{name}", None)
+        self.pruner.forget(namespace, name)
+
+    def _lock(self, key: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault(key, threading.Lock())
+
+    # --- entry points -------------------------------------------------------------------------
+
+    def reconcile_by_name(self, namespace: str, name: str) -> Outcome | None:
+        """Reads the object (fresh, under its lock) and reconciles it; None if it is gone."""
+        with self._lock(f"{namespace}/{name}"):
+            body = self.client.get(API_VERSION, KIND, namespace, name)
+            if body is None:
+                self.forget(namespace, name)
+                return None
+            try:
+                outcome = self._pass(body)
+            except Exception:
+                self.failures += 1
+                raise
+            self.passes += 1
+            return outcome
+
+    def reconcile(self, body: Obj) -> Outcome:
+        """Reconciles the object ``body`` names (re-read: kopf's copy may be stale)."""
+        meta = body["metadata"]
+        outcome = self.reconcile_by_name(meta["namespace"], meta["name"])
+        return outcome or Outcome(phase=Phase.PENDING, ready=False)
+
+    # --- one pass -----------------------------------------------------------------------------
+
+    def _pass(self, body: Obj) -> Outcome:
+        meta = body["metadata"]
+        phase_before = Phase((body.get("status") or {}).get("phase", Phase.PENDING))
+        if meta.get("deletionTimestamp"):
+            # Garbage collection removes the children; nothing to do.
+            return Outcome(phase=phase_before, ready=False)
+        try:
+            cr = AssistenteDigital.from_body(body)
+        except ValidationError as error:
+            message = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()
+            )
+            self.reporter.report_failure(body, "InvalidSpec", f"spec inválido: {message}")
+            raise InvalidSpecError(message) from error
+
+        if cr.spec.paused:
+            return Outcome(phase=Phase.PAUSED, ready=self.reporter.report_paused(body))
+
+        wanted = plan(cr, self.client.served_optional_kinds())
+        for obj in wanted.skipped:  # its CRD is gone: apply it afresh once it is back
+            self.applier.forget(obj)
+        applied = self.applier.apply_all(
+            wanted.objects, read_back={ref.key for ref in wanted.names.refs()}
+        )
+        if applied.namespace_terminating:
+            logger.info("namespace %s is terminating; stopping", meta["namespace"])
+            return Outcome(phase=phase_before, ready=False)
+
+        pruned = 0 if applied.errors else self.pruner.prune_if_due(body, wanted)
+        phase, ready = self.reporter.report(
+            body, cr, wanted, readiness(wanted, applied.live), applied.errors
+        )
+        if applied.errors:
+            raise ReconcileFailedError("; ".join(applied.errors), temporary=applied.temporary)
+        return Outcome(
+            phase=phase,
+            ready=ready,
+            applied=len(applied.live),
+            pruned=pruned,
+            skipped=[f"{o['kind']}/{o['metadata']['name']}" for o in wanted.skipped],
+        )
