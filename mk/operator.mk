@@ -7,7 +7,7 @@ BENCH_TARGETS += operator-bench
 OPERATOR := $(VENV)/bin/assistente-operator
 KUSTOMIZE = "$$(hack/build-tools.sh --bin-dir kustomize)/kustomize"
 
-.PHONY: operator-test operator-test-unit operator-bench operator-run operator-crd operator-check-crd operator-render operator-manifests
+.PHONY: operator-test operator-test-unit operator-bench operator-run operator-crd operator-check-crd operator-rbac operator-render operator-manifests
 
 operator-test: ## operator: unit, golden and end-to-end tests (starts the local control plane)
 	@$(VENV)/bin/pytest operator/tests -q
@@ -27,6 +27,9 @@ operator-crd: ## operator: regenerate the CRD from the pydantic models
 
 operator-check-crd: ## operator: fail if the committed CRD differs from the models
 	@$(OPERATOR) crd | diff -u operator/config/crd/bases/assistente.digital_assistentesdigitais.yaml -
+
+operator-rbac: ## operator: regenerate the ClusterRole from the kinds registry
+	@$(OPERATOR) rbac > operator/config/rbac/role.yaml
 
 operator-render: ## operator: print the children of the sample CR (like helm template)
 	@$(OPERATOR) render operator/config/samples/assistentedigital.yaml

@@ -1,0 +1,53 @@
+"""The RBAC rules are generated from the kinds registry; the committed ClusterRole must match."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from assistente_operator.builders import build_children
+from assistente_operator.kinds import CHILDREN
+from assistente_operator.models import AssistenteDigital
+from assistente_operator.rbac import cluster_role
+
+OPERATOR_DIR = Path(__file__).resolve().parents[1]
+ROLE_FILE = OPERATOR_DIR / "config/rbac/role.yaml"
+
+
+def test_committed_cluster_role_matches_the_registry() -> None:
+    committed = yaml.safe_load(ROLE_FILE.read_text())
+    assert committed == cluster_role(), (
+        "operator/config/rbac/role.yaml is stale: run `make operator-rbac`"
+    )
+
+
+def test_every_kind_a_builder_emits_is_registered() -> None:
+    everything = {
+        "api": {"autoscaling": {"enabled": True}},
+        "postgres": {
+            "mode": "cloudnativepg",
+            "cloudnativepg": {
+                "backup": {
+                    "enabled": True,
+                    "destinationPath": "s3://backups/x",
+                    "credentialsSecretRef": {"name": "s3"},
+                }
+            },
+        },
+        "ingress": {"enabled": True, "host": "assistente.example.jus.br"},
+    }
+    cr = AssistenteDigital.from_body({"metadata": {"name": "x"}, "spec": everything})
+    emitted = {(o["apiVersion"], o["kind"]) for o in build_children(cr)}
+    assert emitted == set(CHILDREN), "kinds.CHILD_KINDS and the builders disagree"
+
+
+def test_the_role_grants_every_registered_kind_its_verbs() -> None:
+    granted: dict[tuple[str, str], set[str]] = {}
+    for rule in cluster_role()["rules"]:
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                granted.setdefault((group, resource), set()).update(rule["verbs"])
+    for kind in CHILDREN.values():
+        assert set(kind.verbs) <= granted[(kind.group, kind.plural)], kind.kind
+        assert ("watch" in granted[(kind.group, kind.plural)]) == kind.watched, kind.kind
+    assert not any(resource == "secrets" for _group, resource in granted)
