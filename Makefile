@@ -39,10 +39,10 @@ cluster-down: ## Stop the local control plane and everything it started
 	@$(TESTBED) cluster down
 
 # ---- quality -------------------------------------------------------------------------------
-.PHONY: test lint typecheck lint-delivery test-python
+.PHONY: test lint typecheck lint-imports lint-delivery test-python
 test: setup ## Set up, then run every check and test suite against real services
 	@start=$$(date +%s); \
-	$(MAKE) lint typecheck lint-delivery test-python $(EXTRA_TEST_TARGETS); \
+	$(MAKE) lint typecheck lint-imports lint-delivery test-python $(EXTRA_TEST_TARGETS); \
 	echo "make test: all suites passed in $$(( $$(date +%s) - start ))s"
 
 lint: ## ruff (lint + format check)
@@ -53,6 +53,12 @@ lint: ## ruff (lint + format check)
 typecheck: ## mypy --strict on our packages
 	@echo "== mypy --strict"
 	@$(VENV)/bin/mypy $(MYPY_TARGETS)
+
+lint-imports: ## import-linter: the layer contracts in every */.importlinter
+	@echo "== import-linter"
+	@for config in */.importlinter; do \
+	  (cd "$$(dirname "$$config")" && ../$(VENV)/bin/lint-imports --no-cache --config .importlinter) || exit 1; \
+	done
 
 lint-delivery: ## hadolint (Dockerfiles), actionlint (CI workflows), shellcheck (scripts)
 	@echo "== hadolint + actionlint + shellcheck"
