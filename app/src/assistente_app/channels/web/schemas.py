@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 # The channels whose clients open conversations through this contract.
-WebContractChannel = Literal["web"]
+WebContractChannel = Literal["web", "mobile"]
 
 
 class ConversationCreate(BaseModel):
