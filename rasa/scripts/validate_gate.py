@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from actions.responses import ALL as ACTION_RESPONSES  # noqa: E402
+from actions.responses import ALL as ACTION_RESPONSES
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _WARNING = re.compile(r"UserWarning: (.*)")

@@ -13,12 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistente_app.auth.tokens import hash_token, new_token, token_matches
 from assistente_app.conversations import models as m
+from assistente_app.conversations.protocol_numbers import format_protocol
 from assistente_app.conversations.schemas import MessageOut
 from assistente_app.core import metrics
 from assistente_app.core.errors import ForbiddenError
 from assistente_app.core.logging import protocol_var
 from assistente_app.core.settings import CoreSettings
-from assistente_app.protocols.numbers import format_protocol
 from assistente_app.queue.streams import Queues
 
 log = logging.getLogger(__name__)

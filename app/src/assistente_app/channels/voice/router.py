@@ -31,7 +31,7 @@ from assistente_app.channels.webhooks import (
 )
 from assistente_app.conversations import models as m
 from assistente_app.conversations import service as conversation_service
-from assistente_app.protocols.numbers import spoken
+from assistente_app.conversations.protocol_numbers import spoken
 from assistente_app.runtime import Resources
 
 router = APIRouter(prefix="/api/v1/channels/voice", tags=["channels"])
