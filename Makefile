@@ -54,11 +54,10 @@ typecheck: ## mypy --strict on our packages
 	@echo "== mypy --strict"
 	@$(VENV)/bin/mypy $(MYPY_TARGETS)
 
-lint-imports: ## import-linter: the layer contracts of every package (*/.importlinter)
+lint-imports: ## import-linter: the layer contracts in every */.importlinter
 	@echo "== import-linter"
 	@for config in */.importlinter; do \
-	  [ -e "$$config" ] || continue; \
-	  echo "-- $$config"; $(VENV)/bin/lint-imports --no-cache "$$config" | sed -n '/^Contracts/,$$p'; \
+	  (cd "$$(dirname "$$config")" && ../$(VENV)/bin/lint-imports --no-cache --config .importlinter) || exit 1; \
 	done
 
 lint-delivery: ## hadolint (Dockerfiles), actionlint (CI workflows), shellcheck (scripts)

@@ -7,6 +7,8 @@ cache_root=${XDG_CACHE_HOME:-$HOME/.cache}/assistente-digital
 models_dir=$cache_root/rasa-models
 rasa_venv=$("$repo/hack/rasa-setup.sh")
 export PATH=$rasa_venv/bin:$PATH
+# The app ⇄ Rasa contract (stdlib only) is imported from the checkout, as the images copy it.
+export PYTHONPATH=$repo/contract/src${PYTHONPATH:+:$PYTHONPATH}
 # No network at run time: Rasa's telemetry would call home on every command.
 export RASA_TELEMETRY_ENABLED=false
 export SQLALCHEMY_SILENCE_UBER_WARNING=1

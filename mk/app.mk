@@ -2,7 +2,7 @@
 # The targets below expect ASSISTENTE_DATABASE_URL / ASSISTENTE_REDIS_URL / ASSISTENTE_RASA_URL
 # in the environment (`make up` sets them for the services it starts).
 
-MYPY_TARGETS += app/src
+MYPY_TARGETS += app/src contract/src
 BENCH_TARGETS += bench-app
 
 .PHONY: app-migrate app-api app-worker test-app bench-app

@@ -20,10 +20,10 @@ import pytest
 from assistente_app.conversations import models as m
 from assistente_app.conversations.service import enqueue_delivery
 from assistente_app.core.migrate import upgrade
-from assistente_app.core.settings import Settings
-from assistente_app.core.state import Resources
 from assistente_app.main import create_app
 from assistente_app.queue.consumer import StreamConsumer
+from assistente_app.runtime import Resources
+from assistente_app.settings import Settings
 from assistente_app.worker.handlers import WorkerContext, handle_outbound, store_bot_turn
 from assistente_app.worker.runner import build_context, close_context
 from assistente_testbed.http_fakes import send_json

@@ -6,8 +6,8 @@ import asyncio
 import uuid
 from typing import Any
 
+from assistente_app.conversations.protocol_numbers import is_valid_protocol
 from assistente_app.core.migrate import upgrade
-from assistente_app.protocols.numbers import is_valid_protocol
 from assistente_app.worker.handlers import store_bot_turn
 
 from .conftest import Harness, SettingsFactory, running_app

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 from assistente_app.conversations import models as m
-from assistente_app.queue.consumer import StreamConsumer, TransientError
+from assistente_app.core.errors import TransientError
+from assistente_app.queue.consumer import StreamConsumer
 from assistente_app.queue.streams import Entry, QueueFullError, StreamQueue, stream_key
 from assistente_app.worker.handlers import handle_inbound, on_inbound_dead_letter
 from assistente_app.worker.runner import sweep_once

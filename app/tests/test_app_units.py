@@ -8,9 +8,13 @@ import logging
 
 import pytest
 from assistente_app.channels.text import as_speech, as_text
+from assistente_app.conversations.protocol_numbers import (
+    format_protocol,
+    is_valid_protocol,
+    luhn_digit,
+)
 from assistente_app.core.logging import JsonFormatter, mask_pii, protocol_var
-from assistente_app.core.settings import Settings
-from assistente_app.protocols.numbers import format_protocol, is_valid_protocol, luhn_digit
+from assistente_app.settings import Settings
 from assistente_app.worker.rasa import interpret
 from pydantic import SecretStr, ValidationError
 

@@ -109,13 +109,11 @@ def describe_movement(movement: Movement) -> str:
 
 
 def describe_case(
-    record: CaseRecord,
-    formatted_number: str,
-    *,
-    max_movements: int = 3,
-    other_degrees: tuple[str, ...] = (),
+    record: CaseRecord, *, max_movements: int = 3, other_degrees: tuple[str, ...] = ()
 ) -> str:
-    lines = [f"Encontrei o processo {formatted_number}."]
+    """The case in plain words, from DataJud's data (the ``{detalhes}`` of the response
+    ``utter_processo_encontrado``, which names the case)."""
+    lines: list[str] = []
     where = ", ".join(
         part
         for part in (

@@ -14,6 +14,7 @@ from actions import (
 )
 from assistente_testbed.fake_datajud import FakeDataJud, case_source
 from conftest import make_tracker
+from domain_responses import render
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
@@ -25,7 +26,7 @@ VALID_DIGITS = "00008323520184013202"
 def run(action: Action, tracker: Tracker) -> tuple[list[dict[str, Any]], list[Any]]:
     dispatcher = CollectingDispatcher()
     events = asyncio.run(action.run(dispatcher, tracker, {}))
-    return dispatcher.messages, events
+    return [render(message) for message in dispatcher.messages], events
 
 
 def texts(messages: list[dict[str, Any]]) -> str:

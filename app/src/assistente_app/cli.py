@@ -8,7 +8,7 @@ import signal
 import sys
 
 from assistente_app.core.logging import configure_logging
-from assistente_app.core.settings import get_settings
+from assistente_app.settings import get_settings
 
 
 def api(argv: list[str] | None = None) -> None:

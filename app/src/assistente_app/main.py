@@ -10,23 +10,18 @@ from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 
 from assistente_app import __version__
-from assistente_app.channels.telegram.router import router as telegram_router
-from assistente_app.channels.voice.router import router as voice_router
-from assistente_app.channels.web.router import STATIC_DIR
-from assistente_app.channels.web.router import router as web_router
-from assistente_app.channels.whatsapp.router import router as whatsapp_router
-from assistente_app.conversations.realtime import EventHub
-from assistente_app.conversations.router import router as conversations_router
-from assistente_app.core.errors import install_error_handlers
+from assistente_app.api.errors import install_error_handlers
+from assistente_app.api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from assistente_app.channels.registry import CHANNELS
 from assistente_app.core.logging import configure_logging
-from assistente_app.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
-from assistente_app.core.settings import Settings, get_settings
-from assistente_app.core.state import build_resources, close_resources
 from assistente_app.escalation.router import router as agent_router
 from assistente_app.lgpd.router import router as lgpd_router
+from assistente_app.ops.queues import router as queue_router
 from assistente_app.ops.router import router as ops_router
 from assistente_app.protocols.router import router as protocols_router
-from assistente_app.queue.router import router as queue_router
+from assistente_app.realtime.hub import EventHub
+from assistente_app.runtime import build_resources, close_resources
+from assistente_app.settings import Settings, get_settings
 
 
 def _operation_id(route: APIRoute) -> str:
@@ -61,20 +56,14 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         generate_unique_id_function=_operation_id,
     )
     install_error_handlers(app)
-    for router in (
-        web_router,
-        conversations_router,
-        protocols_router,
-        whatsapp_router,
-        telegram_router,
-        voice_router,
-        agent_router,
-        lgpd_router,
-        queue_router,
-        ops_router,
-    ):
+    for channel in CHANNELS:
+        if channel.router is not None:
+            app.include_router(channel.router)
+        if channel.static is not None:
+            prefix, folder = channel.static
+            app.mount(prefix, StaticFiles(directory=folder), name=f"{channel.name}-static")
+    for router in (protocols_router, agent_router, lgpd_router, queue_router, ops_router):
         app.include_router(router)
-    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
     return app

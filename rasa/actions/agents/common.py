@@ -1,4 +1,6 @@
-"""Helpers shared by the agents: slot names, settings, the knowledge base, message metadata."""
+"""Helpers shared by the agents: slot names, settings, the knowledge base, message metadata.
+
+Teams and their names come from the app ⇄ Rasa contract (``assistente_contract``)."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from assistente_contract import DEFAULT_TEAM, Team, as_team
 from rasa_sdk import Tracker
 
 from actions.knowledge.retriever import KnowledgeBase
@@ -17,19 +20,6 @@ SLOT_CASE_NUMBER = "numero_processo"
 # Values of SLOT_PENDING: the yes/no question the bot asked last.
 PENDING_RESOLVED = "resolveu"
 PENDING_OFFER_HUMAN = "oferta_atendente"
-
-TEAMS = ("suporte_tecnico", "servicos_portal", "orientacao_processual", "geral")
-TEAM_NAMES = {
-    "suporte_tecnico": "Suporte Técnico",
-    "servicos_portal": "Serviços do Portal",
-    "orientacao_processual": "Orientação Processual",
-    "geral": "Atendimento Geral",
-}
-
-YES_NO_BUTTONS = [
-    {"title": "Sim", "payload": "/afirmar"},
-    {"title": "Não", "payload": "/negar"},
-]
 
 
 def settings() -> Settings:
@@ -56,6 +46,6 @@ def latest_text(tracker: Tracker) -> str:
     return str(tracker.latest_message.get("text") or "")
 
 
-def current_team(tracker: Tracker, default: str = "geral") -> str:
-    team = tracker.get_slot(SLOT_TEAM)
-    return team if team in TEAMS else default
+def current_team(tracker: Tracker) -> Team:
+    """The team of the current topic (slot ``equipe``); the general team without one."""
+    return as_team(tracker.get_slot(SLOT_TEAM) or DEFAULT_TEAM)

@@ -8,26 +8,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from assistente_contract import team_label
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions import responses
 from actions.agents.common import (
     PENDING_OFFER_HUMAN,
     PENDING_RESOLVED,
     SLOT_PENDING,
-    TEAM_NAMES,
-    YES_NO_BUTTONS,
     current_team,
 )
 from actions.agents.escalonamento import escalate
-
-GLAD = "Que bom que ajudei! Posso ajudar em mais alguma coisa?"
-NEVER_MIND = (
-    "Tudo bem. Se quiser, escreva a sua dúvida com outras palavras ou escolha um assunto: "
-    "consulta de processo, certidões, custas, Balcão Virtual, petições ou suporte técnico."
-)
-HOW_CAN_I_HELP = "Certo! Em que posso ajudar?"
 
 
 class ActionResponderConfirmacao(Action):
@@ -41,23 +34,17 @@ class ActionResponderConfirmacao(Action):
         said_yes = (tracker.latest_message.get("intent") or {}).get("name") == "afirmar"
         team = current_team(tracker)
         if pending == PENDING_RESOLVED and said_yes:
-            dispatcher.utter_message(text=GLAD)
+            dispatcher.utter_message(response=responses.GLAD)
             return [SlotSet(SLOT_PENDING, None)]
         if pending == PENDING_RESOLVED:
-            dispatcher.utter_message(
-                text=(
-                    "Sinto muito que a resposta não tenha resolvido. Quer que eu transfira você "
-                    f"para um atendente da equipe de {TEAM_NAMES[team]}?"
-                ),
-                buttons=YES_NO_BUTTONS,
-            )
+            dispatcher.utter_message(response=responses.OFFER_HUMAN, nome_equipe=team_label(team))
             return [SlotSet(SLOT_PENDING, PENDING_OFFER_HUMAN)]
         if pending == PENDING_OFFER_HUMAN and said_yes:
             return escalate(
                 dispatcher, tracker, team, "Assistente não resolveu; cidadão aceitou atendente"
             )
         if pending == PENDING_OFFER_HUMAN:
-            dispatcher.utter_message(text=NEVER_MIND)
+            dispatcher.utter_message(response=responses.NEVER_MIND)
             return [SlotSet(SLOT_PENDING, None)]
-        dispatcher.utter_message(text=HOW_CAN_I_HELP)
+        dispatcher.utter_message(response=responses.HOW_CAN_I_HELP)
         return []

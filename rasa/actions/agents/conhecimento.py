@@ -1,9 +1,10 @@
 """Knowledge-base agent and the topic agents built on it (technical support, portal services,
 procedural guidance, petitioning).
 
-Each answer quotes one passage of rasa/knowledge/*.md with its source, in the text and as a
-``{"type": "sources"}`` payload. Below the confidence threshold the agent does not guess: it
-offers a human of the team that owns the topic (the fallback chain's last step).
+Each answer quotes one passage of rasa/knowledge/*.md with its source, in the text (the domain
+response ``utter_resposta_conhecimento``) and as the contract's ``sources`` payload. Below the
+confidence threshold the agent does not guess: it offers a human of the team that owns the topic
+(the fallback chain's last step).
 """
 
 from __future__ import annotations
@@ -11,17 +12,17 @@ from __future__ import annotations
 import re
 from typing import Any, ClassVar
 
+from assistente_contract import DEFAULT_TEAM, Source, Team, sources_payload, team_label
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions import responses
 from actions.agents.common import (
     PENDING_OFFER_HUMAN,
     PENDING_RESOLVED,
     SLOT_PENDING,
     SLOT_TEAM,
-    TEAM_NAMES,
-    YES_NO_BUTTONS,
     knowledge_base,
     latest_text,
     settings,
@@ -46,22 +47,17 @@ def _as_paragraphs(text: str) -> str:
     return cut + "."
 
 
-def source_line(answer: Answer) -> str:
-    passage = answer.passage
-    return f"Fonte: {passage.doc_title} — {passage.heading} ({passage.doc_path})"
-
-
 class KnowledgeAgent(Action):
     """Answers from the documentation; subclasses narrow the topic and the team."""
 
     action_name: ClassVar[str] = "action_base_conhecimento"
     # Team to escalate to when nothing answers; also the topic filter of the first search.
-    team: ClassVar[str] = "geral"
+    team: ClassVar[Team] = DEFAULT_TEAM
     # Words that only name the topic ("suporte técnico"): a message made only of these is a
     # request for the menu, not a question.
     generic_words: ClassVar[str] = ""
-    # Shown when the citizen named the topic but asked nothing yet.
-    menu_text: ClassVar[str] = ""
+    # Response shown when the citizen named the topic but asked nothing yet.
+    menu_response: ClassVar[str] = ""
 
     def name(self) -> str:
         return self.action_name
@@ -73,40 +69,34 @@ class KnowledgeAgent(Action):
         kb = knowledge_base()
         generic = set(terms(self.generic_words))
         content = [term for term in kb.informative_terms(question) if term not in generic]
-        if self.menu_text and not content:
-            dispatcher.utter_message(text=self.menu_text)
+        if self.menu_response and not content:
+            dispatcher.utter_message(response=self.menu_response)
             return [SlotSet(SLOT_TEAM, self.team), SlotSet(SLOT_PENDING, None)]
 
         answer = self.best_answer(question)
         if answer is None:
             dispatcher.utter_message(
-                text=(
-                    "Não encontrei na minha base uma resposta segura para isso. Quer que eu "
-                    f"transfira você para um atendente da equipe de {TEAM_NAMES[self.team]}?"
-                ),
-                buttons=YES_NO_BUTTONS,
+                response=responses.NO_SAFE_ANSWER, nome_equipe=team_label(self.team)
             )
             return [SlotSet(SLOT_TEAM, self.team), SlotSet(SLOT_PENDING, PENDING_OFFER_HUMAN)]
 
         passage = answer.passage
         dispatcher.utter_message(
-            text=f"{passage.heading}:\n{_as_paragraphs(passage.text)}\n{source_line(answer)}"
+            response=responses.KNOWLEDGE_ANSWER,
+            secao=passage.heading,
+            texto=_as_paragraphs(passage.text),
+            documento=passage.doc_title,
+            caminho=passage.doc_path,
         )
-        dispatcher.utter_message(
-            json_message={
-                "type": "sources",
-                "sources": [
-                    {
-                        "title": passage.doc_title,
-                        "section": passage.heading,
-                        "path": passage.doc_path,
-                        "confidence": round(answer.confidence, 2),
-                    }
-                ],
-            }
+        source = Source(
+            title=passage.doc_title,
+            section=passage.heading,
+            path=passage.doc_path,
+            confidence=round(answer.confidence, 2),
         )
-        dispatcher.utter_message(text="Isso respondeu sua dúvida?", buttons=YES_NO_BUTTONS)
-        team = passage.team if self.team == "geral" else self.team
+        dispatcher.utter_message(json_message=sources_payload([source]))
+        dispatcher.utter_message(response=responses.DID_IT_HELP)
+        team = passage.team if self.team == DEFAULT_TEAM else self.team
         return [SlotSet(SLOT_TEAM, team), SlotSet(SLOT_PENDING, PENDING_RESOLVED)]
 
     def best_answer(self, question: str) -> Answer | None:
@@ -134,41 +124,25 @@ class ActionSuporteTecnico(KnowledgeAgent):
     action_name = "action_suporte_tecnico"
     team = "suporte_tecnico"
     generic_words = "suporte técnico tecnico problema problemas ajuda técnica sistema"
-    menu_text = (
-        "Posso ajudar com problemas técnicos no PJe e nos sistemas do tribunal. Conte o que está "
-        'acontecendo, por exemplo: "o certificado digital não é reconhecido", "esqueci a '
-        'senha", "o sistema está fora do ar" ou "não consigo anexar o arquivo".'
-    )
+    menu_response = responses.MENU_SUPPORT
 
 
 class ActionServicosPortal(KnowledgeAgent):
     action_name = "action_servicos_portal"
     team = "servicos_portal"
     generic_words = "serviço serviços servico servicos portal site online internet"
-    menu_text = (
-        "Estes são os serviços do portal com que posso ajudar: certidões (como a negativa), "
-        "custas e guias, gratuidade de justiça, Balcão Virtual e a plataforma Jus.br. "
-        "Qual deles você procura?"
-    )
+    menu_response = responses.MENU_PORTAL
 
 
 class ActionOrientacaoProcessual(KnowledgeAgent):
     action_name = "action_orientacao_processual"
     team = "orientacao_processual"
     generic_words = "orientação orientacao processual dúvida processo jurídica juridica termo"
-    menu_text = (
-        'Posso explicar termos e etapas do processo, como "concluso para despacho", '
-        '"trânsito em julgado", prazos, recursos e audiências. Qual é a sua dúvida? Para ver o '
-        "andamento de um processo, me envie o número dele."
-    )
+    menu_response = responses.MENU_GUIDANCE
 
 
 class ActionPeticionamento(KnowledgeAgent):
     action_name = "action_peticionamento"
     team = "orientacao_processual"
     generic_words = "petição peticao peticionamento peticionar"
-    menu_text = (
-        "Sobre petições, posso explicar: quando é preciso advogado, como protocolar uma petição "
-        "pela internet, a atermação no Juizado Especial e a Defensoria Pública. O que você quer "
-        "saber?"
-    )
+    menu_response = responses.MENU_PETITIONS

@@ -1,4 +1,7 @@
-"""Procedural lookup agent: validates a CNJ number and explains its latest DataJud movements."""
+"""Procedural lookup agent: validates a CNJ number and explains its latest DataJud movements.
+
+Every sentence the citizen reads is a response of rasa/domain/processo.yml; this module chooses
+the response and fills its variables."""
 
 from __future__ import annotations
 
@@ -8,42 +11,23 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions import cnj
+from actions import cnj, responses
 from actions.agents.common import (
     PENDING_OFFER_HUMAN,
     SLOT_CASE_NUMBER,
     SLOT_PENDING,
     SLOT_TEAM,
-    YES_NO_BUTTONS,
     latest_text,
     settings,
 )
 from actions.clients.datajud import DataJudClient, Outcome
 from actions.plain_language import describe_case
 
-ASK_NUMBER = (
-    "Para consultar o andamento, me envie o número do processo no padrão do CNJ, com 20 "
-    "dígitos (NNNNNNN-DD.AAAA.J.TR.OOOO). Pode ser com ou sem pontos e traço."
-)
-
-_PROBLEM_TEXT = {
-    cnj.Problem.CHECK_DIGITS: (
-        "O número {number} não é válido: os dígitos verificadores (os dois números depois do "
-        "traço) não conferem com o restante. Confira se não há algum dígito trocado e me envie "
-        "de novo."
-    ),
-    cnj.Problem.UNKNOWN_SEGMENT: (
-        "O número {number} não é válido: o dígito que indica o ramo da Justiça (J) não existe. "
-        "Confira o número e me envie de novo."
-    ),
-    cnj.Problem.UNKNOWN_TRIBUNAL: (
-        "O número {number} não é válido: o código do tribunal (TR) não corresponde a nenhum "
-        "tribunal. Confira o número e me envie de novo."
-    ),
-    cnj.Problem.IMPLAUSIBLE_YEAR: (
-        "O número {number} não é válido: o ano informado não é possível. Confira o número e me "
-        "envie de novo."
-    ),
+_PROBLEM_RESPONSE = {
+    cnj.Problem.CHECK_DIGITS: responses.WRONG_CHECK_DIGITS,
+    cnj.Problem.UNKNOWN_SEGMENT: responses.UNKNOWN_SEGMENT,
+    cnj.Problem.UNKNOWN_TRIBUNAL: responses.UNKNOWN_TRIBUNAL,
+    cnj.Problem.IMPLAUSIBLE_YEAR: responses.IMPLAUSIBLE_YEAR,
 }
 
 
@@ -67,7 +51,7 @@ class ActionConsultarProcesso(Action):
             # The entity regex wants exactly 20 digits; look for near misses to explain them.
             candidates = cnj.find_candidates(latest_text(tracker))
             if not candidates:
-                dispatcher.utter_message(text=ASK_NUMBER)
+                dispatcher.utter_message(response=responses.ASK_CASE_NUMBER)
                 return [SlotSet(SLOT_TEAM, "orientacao_processual")]
             typed = candidates[0]
         digits = cnj.digits_only(str(typed))
@@ -75,13 +59,13 @@ class ActionConsultarProcesso(Action):
             number = cnj.parse(digits)
         except cnj.InvalidCaseNumberError as error:
             if error.problem is cnj.Problem.WRONG_LENGTH:
-                text = (
-                    f"O número que você enviou tem {len(error.digits)} dígitos, mas o número do "
-                    "processo tem 20 (NNNNNNN-DD.AAAA.J.TR.OOOO). Confira e me envie de novo."
+                dispatcher.utter_message(
+                    response=responses.WRONG_LENGTH, quantidade_digitos=str(len(error.digits))
                 )
             else:
-                text = _PROBLEM_TEXT[error.problem].format(number=_pretty(error.digits))
-            dispatcher.utter_message(text=text)
+                dispatcher.utter_message(
+                    response=_PROBLEM_RESPONSE[error.problem], numero=_pretty(error.digits)
+                )
             return [SlotSet(SLOT_CASE_NUMBER, None), SlotSet(SLOT_TEAM, "orientacao_processual")]
 
         config = settings()
@@ -97,52 +81,25 @@ class ActionConsultarProcesso(Action):
             SlotSet(SLOT_TEAM, "orientacao_processual"),
         ]
         if result.outcome is Outcome.FOUND and result.record is not None:
+            details = describe_case(result.record, other_degrees=result.other_degrees)
             dispatcher.utter_message(
-                text=describe_case(
-                    result.record, number.formatted, other_degrees=result.other_degrees
-                )
+                response=responses.CASE_FOUND, numero=number.formatted, detalhes=details
             )
-            dispatcher.utter_message(
-                text="Se algum termo não ficou claro, é só perguntar (por exemplo: o que é "
-                '"concluso"?).'
-            )
+            dispatcher.utter_message(response=responses.ASK_ABOUT_TERMS)
             return events
         if result.outcome is Outcome.NOT_FOUND:
-            dispatcher.utter_message(
-                text=(
-                    f"Não encontrei o processo {number.formatted} na base pública do CNJ "
-                    "(DataJud). Isso acontece quando o processo está em segredo de justiça, "
-                    "quando é muito recente (a base recebe os dados com atraso) ou quando há um "
-                    "dígito trocado. Você pode consultar no site do tribunal ou falar com a vara "
-                    "pelo Balcão Virtual."
-                )
-            )
+            dispatcher.utter_message(response=responses.CASE_NOT_FOUND, numero=number.formatted)
             return events
         if result.outcome is Outcome.SEALED:
-            dispatcher.utter_message(
-                text=(
-                    f"O processo {number.formatted} está sob sigilo (segredo de justiça), então "
-                    "não posso mostrar as movimentações. Somente as partes e seus advogados podem "
-                    "consultá-lo, entrando no sistema do tribunal."
-                )
-            )
+            dispatcher.utter_message(response=responses.CASE_SEALED, numero=number.formatted)
             return events
         if result.outcome is Outcome.UNSUPPORTED_TRIBUNAL:
             dispatcher.utter_message(
-                text=(
-                    f"O processo {number.formatted} é do(a) {number.segment_name}, que não está "
-                    "na base pública do CNJ que eu consulto. Consulte o andamento no site do "
-                    "próprio tribunal."
-                )
+                response=responses.CASE_OUTSIDE_DATAJUD,
+                numero=number.formatted,
+                ramo=number.segment_name,
             )
             return events
         # UNAVAILABLE or UNAUTHORIZED: for the citizen both mean "try later or talk to a person".
-        dispatcher.utter_message(
-            text=(
-                "A consulta processual do CNJ (DataJud) não está respondendo agora. Tente de novo "
-                "em alguns minutos ou consulte o site do tribunal. Quer que eu transfira você para "
-                "um atendente?"
-            ),
-            buttons=YES_NO_BUTTONS,
-        )
+        dispatcher.utter_message(response=responses.DATAJUD_UNAVAILABLE)
         return [*events, SlotSet(SLOT_PENDING, PENDING_OFFER_HUMAN)]

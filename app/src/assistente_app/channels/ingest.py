@@ -4,22 +4,18 @@ from __future__ import annotations
 
 import logging
 
+from assistente_app.channels.inbound import InboundText
 from assistente_app.conversations import models as m
 from assistente_app.conversations import service as conversation_service
 from assistente_app.core.errors import TooManyRequestsError
 from assistente_app.core.ratelimit import enforce_rate_limit
-from assistente_app.core.state import Resources
+from assistente_app.runtime import Resources
 
 log = logging.getLogger(__name__)
 
 
 async def ingest_text(
-    *,
-    resources: Resources,
-    channel: str,
-    sender: str,
-    text: str,
-    idempotency_key: str | None,
+    *, resources: Resources, channel: str, inbound: InboundText
 ) -> tuple[m.Conversation, m.Message | None]:
     """Store and queue one inbound text. Over-limit senders are dropped (and logged), not
     refused: a 429 would make the provider redeliver the whole batch of other senders too."""
@@ -28,7 +24,7 @@ async def ingest_text(
             redis=resources.redis,
             prefix=resources.settings.queue_prefix,
             scope=channel,
-            sender=sender,
+            sender=inbound.sender,
             limit=resources.settings.rate_limit_per_minute,
         )
     except TooManyRequestsError:
@@ -37,7 +33,10 @@ async def ingest_text(
         limited = False
     async with resources.db.write_sessions() as session:
         conversation = await conversation_service.conversation_for_sender(
-            session=session, settings=resources.settings, channel=channel, external_id=sender
+            session=session,
+            settings=resources.settings,
+            channel=channel,
+            external_id=inbound.sender,
         )
         if limited:
             await session.commit()
@@ -47,7 +46,7 @@ async def ingest_text(
             session=session,
             queues=resources.queues,
             conversation=conversation,
-            text_=text[: resources.settings.max_message_chars],
-            idempotency_key=idempotency_key,
+            text_=inbound.text[: resources.settings.max_message_chars],
+            idempotency_key=inbound.idempotency_key,
         )
     return conversation, message

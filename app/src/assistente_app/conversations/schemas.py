@@ -1,4 +1,5 @@
-"""API shapes of conversations and messages (separate from the tables)."""
+"""API shapes of conversations and messages shared by every reader (the web contract, the agent
+API, LGPD exports, live events); separate from the tables."""
 
 from __future__ import annotations
 
@@ -6,38 +7,7 @@ import datetime as dt
 import uuid
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-
-Channel = Literal["web", "whatsapp", "telegram", "voice"]
-CHANNELS: tuple[str, ...] = ("web", "whatsapp", "telegram", "voice")
-
-
-class ConversationCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    channel: Literal["web"] = Field(
-        default="web",
-        description="Only the web widget opens conversations here; other channels use webhooks.",
-    )
-
-
-class ConversationCreated(BaseModel):
-    id: uuid.UUID
-    protocol: str
-    token: str = Field(description="Bearer token giving access to this conversation only")
-    channel: Channel
-    created_at: dt.datetime
-
-
-class MessageCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    text: str = Field(min_length=1, max_length=4000)
-
-
-class MessageAccepted(BaseModel):
-    id: uuid.UUID
-    protocol: str
-    status: str
-    duplicate: bool = False
+from pydantic import BaseModel, ConfigDict
 
 
 class MessageOut(BaseModel):

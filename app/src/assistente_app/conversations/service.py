@@ -13,12 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistente_app.auth.tokens import hash_token, new_token, token_matches
 from assistente_app.conversations import models as m
+from assistente_app.conversations.protocol_numbers import format_protocol
 from assistente_app.conversations.schemas import MessageOut
 from assistente_app.core import metrics
 from assistente_app.core.errors import ForbiddenError
 from assistente_app.core.logging import protocol_var
-from assistente_app.core.settings import Settings
-from assistente_app.protocols.numbers import format_protocol
+from assistente_app.core.settings import CoreSettings
 from assistente_app.queue.streams import Queues
 
 log = logging.getLogger(__name__)
@@ -32,13 +32,13 @@ def now_utc() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-async def next_protocol(*, session: AsyncSession, settings: Settings) -> str:
+async def next_protocol(*, session: AsyncSession, settings: CoreSettings) -> str:
     sequence = int((await session.execute(text("SELECT nextval('protocol_seq')"))).scalar_one())
     return format_protocol(day=now_utc().astimezone(settings.tz).date(), sequence=sequence)
 
 
 async def create_conversation(
-    *, session: AsyncSession, settings: Settings, channel: str, external_id: str | None = None
+    *, session: AsyncSession, settings: CoreSettings, channel: str, external_id: str | None = None
 ) -> tuple[m.Conversation, str]:
     """Open a conversation and issue its protocol. Returns it with the clear-text token."""
     token = new_token()
@@ -59,7 +59,7 @@ async def create_conversation(
 
 
 async def conversation_for_sender(
-    *, session: AsyncSession, settings: Settings, channel: str, external_id: str
+    *, session: AsyncSession, settings: CoreSettings, channel: str, external_id: str
 ) -> m.Conversation:
     """The open conversation of a channel sender, or a new one (with a new protocol)."""
     # Serialise concurrent webhook deliveries of the same sender inside this transaction.

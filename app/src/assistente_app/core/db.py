@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import DeclarativeBase
 
-from assistente_app.core.settings import Settings
+from assistente_app.core.settings import CoreSettings
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -44,7 +44,7 @@ class Database:
             await self.reader.dispose()
 
 
-def create_database(settings: Settings) -> Database:
+def create_database(settings: CoreSettings) -> Database:
     writer = create_async_engine(
         settings.database_url,
         pool_size=settings.database_pool_size,

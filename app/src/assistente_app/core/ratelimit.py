@@ -23,5 +23,5 @@ async def enforce_rate_limit(
         retry_after = window_s - int(time.time()) % window_s
         raise TooManyRequestsError(
             "Muitas requisições. Aguarde um pouco e tente novamente.",
-            headers={"Retry-After": str(retry_after)},
+            retry_after_s=retry_after,
         )

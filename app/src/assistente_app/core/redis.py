@@ -5,10 +5,10 @@ from __future__ import annotations
 from redis.asyncio import Redis
 from redis.asyncio.sentinel import Sentinel
 
-from assistente_app.core.settings import Settings
+from assistente_app.core.settings import CoreSettings
 
 
-def create_redis(settings: Settings) -> Redis:
+def create_redis(settings: CoreSettings) -> Redis:
     """Return a client with ``decode_responses`` so stream fields come back as ``str``."""
     if settings.redis_sentinels:
         hosts = []

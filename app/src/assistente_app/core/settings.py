@@ -1,32 +1,33 @@
-"""Application settings, read from ``ASSISTENTE_*`` environment variables."""
+"""The settings every part of the app shares, read from ``ASSISTENTE_*`` environment variables.
+
+Each channel adds its own settings class (``channels/<name>/settings.py``);
+``assistente_app.settings`` puts them all together into the one ``Settings`` the API and the
+worker run with.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-from functools import lru_cache
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-Team = Literal["suporte_tecnico", "servicos_portal", "orientacao_processual", "geral"]
-TEAMS: tuple[Team, ...] = ("suporte_tecnico", "servicos_portal", "orientacao_processual", "geral")
-TEAM_LABELS: dict[str, str] = {
-    "suporte_tecnico": "Suporte técnico",
-    "servicos_portal": "Serviços do portal",
-    "orientacao_processual": "Orientação processual",
-    "geral": "Atendimento geral",
-}
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
-class Settings(BaseSettings):
-    """Every knob of the API and the worker. Secrets are ``SecretStr`` so they never print."""
+# Every settings class of the app reads the same environment: ASSISTENTE_<FIELD NAME>.
+SETTINGS_CONFIG = SettingsConfigDict(
+    env_prefix="ASSISTENTE_", env_ignore_empty=True, extra="ignore"
+)
 
-    model_config = SettingsConfigDict(
-        env_prefix="ASSISTENTE_", env_ignore_empty=True, extra="ignore"
-    )
+
+class CoreSettings(BaseSettings):
+    """The knobs of the API and the worker that are not a channel's. Secrets are ``SecretStr``
+    so they never print."""
+
+    model_config = SETTINGS_CONFIG
 
     environment: Literal["development", "production"] = Field(
         default="development", description="production refuses to start without OIDC"
@@ -69,8 +70,9 @@ class Settings(BaseSettings):
     # HTTP limits
     max_body_bytes: int = 64 * 1024
     max_message_chars: int = 4_000
-    rate_limit_per_minute: int = 30
-    conversation_create_per_minute: int = 20
+    rate_limit_per_minute: int = Field(
+        default=30, description="Messages per minute per conversation or channel sender"
+    )
 
     # Protocols
     timezone: str = "America/Sao_Paulo"
@@ -88,21 +90,11 @@ class Settings(BaseSettings):
     oidc_roles_claim: str = "realm_access.roles"
     oidc_jwks_cache_s: int = 300
 
-    # Channels
-    public_base_url: str = "http://127.0.0.1:8000"
-    whatsapp_verify_token: SecretStr | None = None
-    whatsapp_app_secret: SecretStr | None = None
-    whatsapp_access_token: SecretStr | None = None
-    whatsapp_phone_number_id: str | None = None
-    whatsapp_api_base: str = "https://graph.facebook.com"
-    whatsapp_api_version: str = "v21.0"
-    telegram_bot_token: SecretStr | None = None
-    telegram_webhook_secret: SecretStr | None = None
-    telegram_api_base: str = "https://api.telegram.org"
-    voice_auth_token: SecretStr | None = None
-    voice_reply_timeout_s: float = 8.0
-    voice_transfer_target: str | None = None
-    outbound_timeout_s: float = 10.0
+    # Channels (each channel's own settings are in channels/<name>/settings.py)
+    public_base_url: str = Field(
+        default="http://127.0.0.1:8000", description="Where citizens and providers reach the API"
+    )
+    outbound_timeout_s: float = Field(default=10.0, description="Calls to channel APIs")
 
     # LGPD
     retention_days: int = Field(default=180, ge=1)
@@ -126,7 +118,7 @@ class Settings(BaseSettings):
         return ",".join(days)
 
     @model_validator(mode="after")
-    def _production_needs_agent_auth(self) -> Settings:
+    def _production_needs_agent_auth(self) -> CoreSettings:
         # Without OIDC the agent and admin APIs answer 503; in production that is a
         # misconfiguration to catch at start-up, not at the first escalation.
         if self.environment == "production" and not self.oidc_jwks_url:
@@ -140,8 +132,3 @@ class Settings(BaseSettings):
     @property
     def open_weekdays(self) -> set[int]:
         return {WEEKDAYS.index(d) for d in self.service_days.split(",") if d}
-
-
-@lru_cache
-def get_settings() -> Settings:
-    return Settings()

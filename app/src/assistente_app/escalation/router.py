@@ -5,15 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
+from assistente_contract import Team
 from fastapi import APIRouter, Query, status
 
+from assistente_app.api.deps import AgentDep, ReadSessionDep, ResourcesDep, SessionDep
 from assistente_app.conversations import models as m
 from assistente_app.conversations import service as conversation_service
-from assistente_app.conversations.realtime import publish_event
 from assistente_app.conversations.schemas import MessageList, MessageOut
-from assistente_app.core.deps import AgentDep, ReadSessionDep, ResourcesDep, SessionDep
-from assistente_app.core.settings import Team
-from assistente_app.core.state import Resources
 from assistente_app.escalation import service
 from assistente_app.escalation.schemas import (
     AgentReply,
@@ -21,6 +19,8 @@ from assistente_app.escalation.schemas import (
     QueueItem,
     TransferRequest,
 )
+from assistente_app.realtime.hub import publish_event
+from assistente_app.runtime import Resources
 
 router = APIRouter(prefix="/api/v1/agent", tags=["agent"])
 

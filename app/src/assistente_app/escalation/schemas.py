@@ -5,9 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
+from assistente_contract import Team
 from pydantic import BaseModel, ConfigDict, Field
-
-from assistente_app.core.settings import Team
 
 
 class QueueItem(BaseModel):

@@ -7,6 +7,7 @@ import math
 import uuid
 from dataclasses import dataclass
 
+from assistente_contract import as_team, team_label
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -14,7 +15,7 @@ from assistente_app.conversations import models as m
 from assistente_app.conversations import service as conversation_service
 from assistente_app.core import metrics
 from assistente_app.core.errors import ConflictError, ForbiddenError, NotFoundError
-from assistente_app.core.settings import TEAM_LABELS, TEAMS, WEEKDAYS, Settings
+from assistente_app.core.settings import WEEKDAYS, CoreSettings
 
 WEEKDAY_NAMES = ("segunda", "terça", "quarta", "quinta", "sexta", "sábado", "domingo")
 
@@ -25,7 +26,7 @@ class QueueStanding:
     estimated_wait_minutes: int
 
 
-def is_open(*, settings: Settings, at: dt.datetime) -> bool:
+def is_open(*, settings: CoreSettings, at: dt.datetime) -> bool:
     local = at.astimezone(settings.tz)
     # service_close = 23:59:59.999999 means "until midnight".
     before_close = local.time() < settings.service_close or settings.service_close == dt.time.max
@@ -36,7 +37,7 @@ def is_open(*, settings: Settings, at: dt.datetime) -> bool:
     )
 
 
-def next_opening(*, settings: Settings, at: dt.datetime) -> dt.datetime:
+def next_opening(*, settings: CoreSettings, at: dt.datetime) -> dt.datetime:
     """The next moment the human service opens (``at`` itself if it is open)."""
     local = at.astimezone(settings.tz)
     for days_ahead in range(8):
@@ -50,14 +51,14 @@ def next_opening(*, settings: Settings, at: dt.datetime) -> dt.datetime:
     raise ValueError("service_days is empty")
 
 
-def hours_text(settings: Settings) -> str:
+def hours_text(settings: CoreSettings) -> str:
     days = [WEEKDAY_NAMES[WEEKDAYS.index(d)] for d in settings.service_days.split(",")]
     joined = days[0] if len(days) == 1 else ", ".join(days[:-1]) + " e " + days[-1]
     return f"{joined}, das {settings.service_open:%H:%M} às {settings.service_close:%H:%M}"
 
 
 async def standing(
-    *, session: AsyncSession, settings: Settings, conversation: m.Conversation
+    *, session: AsyncSession, settings: CoreSettings, conversation: m.Conversation
 ) -> QueueStanding | None:
     if conversation.status != m.QUEUED or conversation.queued_at is None:
         return None
@@ -93,7 +94,7 @@ async def standing(
 
 
 async def team_standings(
-    *, session: AsyncSession, settings: Settings, team: str
+    *, session: AsyncSession, settings: CoreSettings, team: str
 ) -> list[tuple[uuid.UUID, QueueStanding]]:
     """Every queued conversation of ``team`` with its current position and wait estimate."""
     agents = (
@@ -117,7 +118,7 @@ async def team_standings(
 
 def standing_text(*, team: str, protocol: str, place: QueueStanding) -> str:
     return (
-        f"Você está na fila de {TEAM_LABELS.get(team, team)}, na posição {place.position}. "
+        f"Você está na fila de {team_label(team)}, na posição {place.position}. "
         f"Tempo estimado de espera: cerca de {place.estimated_wait_minutes} minuto(s). "
         f"Seu protocolo é {protocol}."
     )
@@ -126,7 +127,7 @@ def standing_text(*, team: str, protocol: str, place: QueueStanding) -> str:
 async def escalate(
     *,
     session: AsyncSession,
-    settings: Settings,
+    settings: CoreSettings,
     conversation: m.Conversation,
     team: str,
     reason: str,
@@ -135,7 +136,7 @@ async def escalate(
     """Put the conversation in ``team``'s queue (or explain the service hours) and return the
     system message that tells the citizen what happens next."""
     at = at or conversation_service.now_utc()
-    team = team if team in TEAMS else "geral"
+    team = as_team(team)
     if not is_open(settings=settings, at=at):
         opening = next_opening(settings=settings, at=at)
         text = (
@@ -225,7 +226,7 @@ def ensure_owner(conversation: m.Conversation, agent_sub: str, *, is_admin: bool
 
 
 async def transfer(
-    *, session: AsyncSession, settings: Settings, conversation: m.Conversation, team: str
+    *, session: AsyncSession, settings: CoreSettings, conversation: m.Conversation, team: str
 ) -> m.Message:
     # The citizen keeps the original queued_at: a transfer must not send them to the back.
     conversation.status = m.QUEUED

@@ -7,7 +7,7 @@ from typing import Any, Literal
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from assistente_app.core.deps import AdminDep, SessionDep, SettingsDep
+from assistente_app.api.deps import AdminDep, SessionDep, SettingsDep
 from assistente_app.lgpd import service
 
 router = APIRouter(prefix="/api/v1/admin/lgpd", tags=["lgpd"])

@@ -10,8 +10,8 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
+from assistente_app.api.deps import ResourcesDep
 from assistente_app.core import metrics
-from assistente_app.core.deps import ResourcesDep
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["operations"])

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Path
 
+from assistente_app.api.deps import BearerDep, ReadSessionDep, SettingsDep
 from assistente_app.conversations import models as m
 from assistente_app.conversations import service as conversation_service
+from assistente_app.conversations.protocol_numbers import is_valid_protocol
 from assistente_app.conversations.schemas import ProtocolStatus
-from assistente_app.core.deps import BearerDep, ReadSessionDep, SettingsDep
-from assistente_app.core.errors import AppError
+from assistente_app.core.errors import InvalidInputError
 from assistente_app.escalation import service as escalation_service
-from assistente_app.protocols.numbers import is_valid_protocol
 
 router = APIRouter(prefix="/api/v1/protocols", tags=["protocols"])
 
@@ -22,8 +22,7 @@ STATUS_TEXT = {
 }
 
 
-class InvalidProtocolError(AppError):
-    status_code = 400
+class InvalidProtocolError(InvalidInputError):
     code = "invalid_protocol"
 
 

@@ -20,16 +20,13 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable
 
 from assistente_app.core import metrics
+from assistente_app.core.errors import TransientError
 from assistente_app.queue.streams import Entry, StreamQueue
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Entry], Awaitable[None]]
 DeadLetterHook = Callable[[Entry, str], Awaitable[None]]
-
-
-class TransientError(Exception):
-    """A dependency is temporarily unavailable; retry later without counting a failure."""
 
 
 class StreamConsumer:

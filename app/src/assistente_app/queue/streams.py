@@ -54,6 +54,8 @@ def partition_for(conversation_id: str, partitions: int) -> int:
 
 
 class QueueFullError(ServiceUnavailableError):
+    """The backlog is at ``max_length``: new work is refused until the workers catch up."""
+
     code = "queue_full"
 
 
@@ -83,7 +85,7 @@ class StreamQueue:
         return int(await self.redis.xlen(self.key))
 
     async def check_capacity(self) -> None:
-        """Refuse new work with 503 while the backlog is at ``max_length`` (backpressure).
+        """Refuse new work while the backlog is at ``max_length`` (backpressure).
 
         The depth is cached for ``DEPTH_CACHE_S``: backpressure needs no per-request precision
         and this saves a Redis round trip on the hot path."""
@@ -98,7 +100,7 @@ class StreamQueue:
         if self._depth >= self.max_length:
             raise QueueFullError(
                 "O atendimento está com muita demanda. Tente novamente em instantes.",
-                headers={"Retry-After": "30"},
+                retry_after_s=30,
             )
 
     async def add(self, fields: dict[str, str]) -> str:

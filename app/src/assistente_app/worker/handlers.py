@@ -4,29 +4,27 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-from redis.asyncio import Redis
+from assistente_contract import MessageMetadata
 from redis.exceptions import LockError
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from assistente_app.channels.telegram.client import TelegramClient
+from assistente_app.channels.base import Outbound
 from assistente_app.channels.text import as_text
-from assistente_app.channels.whatsapp.client import WhatsAppClient
 from assistente_app.conversations import models as m
 from assistente_app.conversations import service as conversation_service
-from assistente_app.conversations.realtime import publish_event
 from assistente_app.conversations.schemas import MessageOut
 from assistente_app.core import metrics
-from assistente_app.core.db import Database
+from assistente_app.core.errors import TransientError
 from assistente_app.core.logging import protocol_var
-from assistente_app.core.settings import Settings
 from assistente_app.escalation import service as escalation_service
-from assistente_app.queue.consumer import TransientError
-from assistente_app.queue.streams import Entry, Queues
+from assistente_app.queue.streams import Entry
+from assistente_app.realtime.hub import publish_event
+from assistente_app.runtime import Resources
 from assistente_app.worker.rasa import RasaClient, interpret
 
 log = logging.getLogger(__name__)
@@ -34,16 +32,13 @@ log = logging.getLogger(__name__)
 REPLY_ROLES = ("bot", "agent", "system")
 
 
-@dataclass
-class WorkerContext:
-    settings: Settings
-    db: Database
-    redis: Redis
-    queues: Queues
-    http: httpx.AsyncClient
+@dataclass(kw_only=True)
+class WorkerContext(Resources):
+    """The process's resources plus what only the worker talks to."""
+
     rasa: RasaClient
-    whatsapp: WhatsAppClient
-    telegram: TelegramClient
+    outbound: Mapping[str, Outbound] = field(default_factory=dict)
+    """Per channel name, the sender of channels whose provider the worker must call."""
 
 
 async def handle_inbound(ctx: WorkerContext, entry: Entry) -> None:
@@ -87,11 +82,11 @@ async def _process_turn(ctx: WorkerContext, message_id: uuid.UUID) -> None:
             await session.commit()
             return
         text = message.text
-        metadata = {
-            "protocol": conversation.protocol,
-            "channel": conversation.channel,
-            "conversation_id": str(conversation.id),
-        }
+        metadata = MessageMetadata(
+            protocol=conversation.protocol,
+            channel=conversation.channel,
+            conversation_id=str(conversation.id),
+        )
     items = await ctx.rasa.send(sender=str(conversation.id), message=text, metadata=metadata)
     reply_ids = await store_bot_turn(ctx, message_id=message_id, items=items)
     await conversation_service.enqueue_delivery(
@@ -122,13 +117,13 @@ async def store_bot_turn(
                 payload=payload,
             )
             reply_ids.append(reply.id)
-        if turn.escalation_team:
+        if turn.escalation is not None:
             notice = await escalation_service.escalate(
                 session=session,
                 settings=ctx.settings,
                 conversation=conversation,
-                team=turn.escalation_team,
-                reason=turn.escalation_reason,
+                team=turn.escalation.team,
+                reason=turn.escalation.reason,
             )
             reply_ids.append(notice.id)
         message.status = m.PROCESSED
@@ -203,15 +198,10 @@ async def handle_outbound(ctx: WorkerContext, entry: Entry) -> None:
 
 
 async def _send_on_channel(ctx: WorkerContext, conversation: m.Conversation, text: str) -> None:
-    if conversation.channel == "whatsapp":
-        if not ctx.whatsapp.configured:
-            raise RuntimeError("WhatsApp outbound not configured")
-        await ctx.whatsapp.send_text(to=str(conversation.external_id), text=text)
-    elif conversation.channel == "telegram":
-        if not ctx.telegram.configured:
-            raise RuntimeError("Telegram outbound not configured")
-        await ctx.telegram.send_text(chat_id=str(conversation.external_id), text=text)
-    # web and voice read replies from the event (WebSocket / the pending voice webhook).
+    # Channels without a sender (web, voice, ...) read replies from the event published below.
+    sender = ctx.outbound.get(conversation.channel)
+    if sender is not None:
+        await sender.send(to=str(conversation.external_id), text=text)
 
 
 async def on_inbound_dead_letter(ctx: WorkerContext, entry: Entry, reason: str) -> None:

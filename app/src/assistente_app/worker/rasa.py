@@ -7,9 +7,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from assistente_contract import (
+    ESCALATION,
+    SOURCES,
+    Escalation,
+    MessageMetadata,
+    payload_type,
+    read_sources,
+)
 
 from assistente_app.core import metrics
-from assistente_app.queue.consumer import TransientError
+from assistente_app.core.errors import TransientError
 
 # Rasa overloaded or restarting (or a proxy in front of it saying so): retry without counting.
 TRANSIENT_STATUSES = {408, 425, 429, 502, 503, 504}
@@ -22,7 +30,7 @@ class RasaClient:
         self.timeout_s = timeout_s
 
     async def send(
-        self, *, sender: str, message: str, metadata: dict[str, str]
+        self, *, sender: str, message: str, metadata: MessageMetadata
     ) -> list[dict[str, Any]]:
         started = time.perf_counter()
         try:
@@ -50,39 +58,42 @@ class BotTurn:
     """What one Rasa answer asks us to do."""
 
     messages: list[tuple[str, dict[str, Any] | None]] = field(default_factory=list)
-    escalation_team: str | None = None
-    escalation_reason: str = ""
+    escalation: Escalation | None = None
+
+    @property
+    def escalation_team(self) -> str | None:
+        return self.escalation.team if self.escalation else None
+
+    @property
+    def escalation_reason(self) -> str:
+        return self.escalation.reason if self.escalation else ""
 
 
 def interpret(items: list[dict[str, Any]]) -> BotTurn:
+    """Read Rasa's bot messages the way the contract (``assistente_contract``) describes them."""
     turn = BotTurn()
     for item in items:
         text = str(item.get("text") or "")
         custom = item.get("custom")
-        if isinstance(custom, dict) and custom.get("type") == "escalation":
-            turn.escalation_team = str(custom.get("team") or "geral")
-            turn.escalation_reason = str(custom.get("reason") or "")
+        kind = payload_type(custom)
+        if kind == ESCALATION and isinstance(custom, dict):
+            turn.escalation = Escalation.from_payload(custom)
             if text:
                 turn.messages.append((text, None))
             continue
-        if (
-            isinstance(custom, dict)
-            and custom.get("type") == "sources"
-            and not text
-            and turn.messages
-        ):
+        if kind == SOURCES and isinstance(custom, dict) and not text and turn.messages:
             # Sources belong to the knowledge answer just before them.
             previous_text, previous_payload = turn.messages[-1]
             turn.messages[-1] = (
                 previous_text,
-                {**(previous_payload or {}), "sources": custom.get("sources", [])},
+                {**(previous_payload or {}), "sources": read_sources(custom)},
             )
             continue
         payload: dict[str, Any] = {}
         if isinstance(custom, dict):
             payload["custom"] = custom
-            if custom.get("type") == "sources":
-                payload["sources"] = custom.get("sources", [])
+            if kind == SOURCES:
+                payload["sources"] = read_sources(custom)
         if item.get("buttons"):
             payload["buttons"] = item["buttons"]
         if item.get("image"):

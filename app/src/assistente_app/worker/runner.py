@@ -11,20 +11,16 @@ import os
 import socket
 from collections.abc import Awaitable, Callable
 
-import httpx
 from prometheus_client import start_http_server
 from sqlalchemy import select
 
-from assistente_app.channels.telegram.client import TelegramClient
-from assistente_app.channels.whatsapp.client import WhatsAppClient
+from assistente_app.channels.registry import CHANNELS
 from assistente_app.conversations import models as m
 from assistente_app.core import metrics
-from assistente_app.core.db import create_database
-from assistente_app.core.redis import create_redis
-from assistente_app.core.settings import Settings
-from assistente_app.core.state import queues_for
 from assistente_app.lgpd import service as lgpd_service
 from assistente_app.queue.consumer import StreamConsumer
+from assistente_app.runtime import build_resources, close_resources
+from assistente_app.settings import Settings
 from assistente_app.worker.handlers import (
     WorkerContext,
     handle_inbound,
@@ -41,24 +37,21 @@ def consumer_name() -> str:
 
 
 def build_context(settings: Settings) -> WorkerContext:
-    redis = create_redis(settings)
-    http = httpx.AsyncClient(timeout=settings.outbound_timeout_s)
+    resources = build_resources(settings)
+    http = resources.http
     return WorkerContext(
-        settings=settings,
-        db=create_database(settings),
-        redis=redis,
-        queues=queues_for(redis, settings),
-        http=http,
+        **vars(resources),
         rasa=RasaClient(base_url=settings.rasa_url, http=http, timeout_s=settings.rasa_timeout_s),
-        whatsapp=WhatsAppClient(settings, http),
-        telegram=TelegramClient(settings, http),
+        outbound={
+            channel.name: channel.outbound(settings, http)
+            for channel in CHANNELS
+            if channel.outbound is not None
+        },
     )
 
 
 async def close_context(ctx: WorkerContext) -> None:
-    await ctx.http.aclose()
-    await ctx.db.dispose()
-    await ctx.redis.aclose()
+    await close_resources(ctx)
 
 
 def build_consumers(ctx: WorkerContext, name: str) -> list[StreamConsumer]:

@@ -1,1 +1,3 @@
-"""channels/telegram package."""
+"""Telegram Bot API."""
+
+NAME = "telegram"

@@ -1,21 +1,36 @@
-"""Telegram Bot API ``sendMessage`` client."""
+"""Telegram Bot API ``sendMessage`` client (outbound)."""
 
 from __future__ import annotations
 
+import logging
+
 import httpx
 
-from assistente_app.core.settings import Settings
-from assistente_app.queue.consumer import TransientError
+from assistente_app.channels.base import settings_as
+from assistente_app.channels.telegram.settings import TelegramSettings
+from assistente_app.core.errors import TransientError
+
+log = logging.getLogger(__name__)
 
 
 class TelegramClient:
-    def __init__(self, settings: Settings, http: httpx.AsyncClient) -> None:
+    def __init__(self, settings: TelegramSettings, http: httpx.AsyncClient) -> None:
         self.settings = settings
         self.http = http
+
+    @classmethod
+    def from_settings(cls, settings: object, http: httpx.AsyncClient) -> TelegramClient:
+        return cls(settings_as(settings, TelegramSettings), http)
 
     @property
     def configured(self) -> bool:
         return self.settings.telegram_bot_token is not None
+
+    async def send(self, *, to: str, text: str) -> None:
+        if not self.configured:
+            raise RuntimeError("Telegram outbound not configured")
+        message_id = await self.send_text(chat_id=to, text=text)
+        log.debug("Telegram accepted message %s", message_id, extra={"channel": "telegram"})
 
     async def send_text(self, *, chat_id: str, text: str) -> int:
         """Send a message; returns Telegram's ``message_id``."""

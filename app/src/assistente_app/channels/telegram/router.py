@@ -5,44 +5,43 @@ from __future__ import annotations
 import hmac
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Depends, Header, Request
 
-from assistente_app.channels.common import (
+from assistente_app.api.deps import ResourcesDep
+from assistente_app.channels.base import settings_dependency
+from assistente_app.channels.ingest import ingest_text
+from assistente_app.channels.telegram import NAME
+from assistente_app.channels.telegram.inbound import text_of_update
+from assistente_app.channels.telegram.settings import TelegramSettings
+from assistente_app.channels.webhooks import (
     ChannelNotConfiguredError,
     InvalidSignatureError,
     parse_json,
     read_body,
 )
-from assistente_app.channels.ingest import ingest_text
-from assistente_app.core.deps import ResourcesDep
 
 router = APIRouter(prefix="/api/v1/channels/telegram", tags=["channels"])
+TelegramSettingsDep = Annotated[TelegramSettings, Depends(settings_dependency(TelegramSettings))]
 
 
 @router.post("/webhook")
 async def telegram_receive(
     request: Request,
     resources: ResourcesDep,
+    settings: TelegramSettingsDep,
     secret_token: Annotated[str | None, Header(alias="X-Telegram-Bot-Api-Secret-Token")] = None,
 ) -> dict[str, Any]:
     """An ``Update``; only ``message``/``edited_message`` with text are used. ``update_id`` is
     the idempotency key, so Telegram's redeliveries create one message."""
-    expected = resources.settings.telegram_webhook_secret
+    expected = settings.telegram_webhook_secret
     if expected is None:
         raise ChannelNotConfiguredError("Canal Telegram não configurado.")
     if not secret_token or not hmac.compare_digest(secret_token, expected.get_secret_value()):
         raise InvalidSignatureError("Cabeçalho X-Telegram-Bot-Api-Secret-Token inválido.")
-    update = parse_json(await read_body(request, resources.settings.max_body_bytes))
-    message = update.get("message") or update.get("edited_message") or {}
-    text = str(message.get("text") or "").strip()
-    chat_id = (message.get("chat") or {}).get("id")
-    if not text or chat_id is None or "update_id" not in update:
-        return {"status": "ignored"}
-    _conversation, stored = await ingest_text(
-        resources=resources,
-        channel="telegram",
-        sender=str(chat_id),
-        text=text,
-        idempotency_key=f"telegram:{update['update_id']}",
+    inbound = text_of_update(
+        parse_json(await read_body(request, resources.settings.max_body_bytes))
     )
+    if inbound is None:
+        return {"status": "ignored"}
+    _conversation, stored = await ingest_text(resources=resources, channel=NAME, inbound=inbound)
     return {"status": "ok" if stored is not None else "rate_limited"}

@@ -1,1 +1,3 @@
-"""channels/voice package."""
+"""Voice: Twilio or any SIP/VoIP gateway that speaks TwiML."""
+
+NAME = "voice"

@@ -14,26 +14,30 @@ import uuid
 from typing import Annotated
 from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from sqlalchemy import select
 
-from assistente_app.channels.common import (
+from assistente_app.api.deps import ResourcesDep
+from assistente_app.channels.base import settings_dependency
+from assistente_app.channels.inbound import InboundText
+from assistente_app.channels.ingest import ingest_text
+from assistente_app.channels.text import as_speech
+from assistente_app.channels.voice import NAME, twiml
+from assistente_app.channels.voice.settings import VoiceSettings
+from assistente_app.channels.webhooks import (
     ChannelNotConfiguredError,
     InvalidSignatureError,
     read_body,
 )
-from assistente_app.channels.ingest import ingest_text
-from assistente_app.channels.text import as_speech
-from assistente_app.channels.voice import twiml
 from assistente_app.conversations import models as m
 from assistente_app.conversations import service as conversation_service
-from assistente_app.core.deps import ResourcesDep
-from assistente_app.core.state import Resources
-from assistente_app.protocols.numbers import spoken
+from assistente_app.conversations.protocol_numbers import spoken
+from assistente_app.runtime import Resources
 
 router = APIRouter(prefix="/api/v1/channels/voice", tags=["channels"])
 PATH = "/api/v1/channels/voice/webhook"
 XML = "application/xml"
+VoiceSettingsDep = Annotated[VoiceSettings, Depends(settings_dependency(VoiceSettings))]
 
 
 def _action_url(resources: Resources, after: int | None = None) -> str:
@@ -56,7 +60,7 @@ async def _replies(resources: Resources, conversation_id: uuid.UUID, after: int)
 
 
 async def _wait_for_replies(
-    resources: Resources, conversation_id: uuid.UUID, after: int
+    resources: Resources, conversation_id: uuid.UUID, after: int, *, timeout_s: float
 ) -> list[m.Message]:
     assert resources.hub is not None
     # Subscribe before reading so a reply published in between is not missed.
@@ -65,7 +69,7 @@ async def _wait_for_replies(
         if found:
             return found
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(events.get(), timeout=resources.settings.voice_reply_timeout_s)
+            await asyncio.wait_for(events.get(), timeout=timeout_s)
     return await _replies(resources, conversation_id, after)
 
 
@@ -73,12 +77,13 @@ async def _wait_for_replies(
 async def voice_webhook(
     request: Request,
     resources: ResourcesDep,
+    settings: VoiceSettingsDep,
     after: Annotated[int | None, Query(ge=0)] = None,
     signature: Annotated[str | None, Header(alias="X-Twilio-Signature")] = None,
     idempotency: Annotated[str | None, Header(alias="I-Twilio-Idempotency-Token")] = None,
 ) -> Response:
     """Form-encoded call events (``CallSid``, ``From``, ``SpeechResult``/``Digits``) → TwiML."""
-    token = resources.settings.voice_auth_token
+    token = settings.voice_auth_token
     if token is None:
         raise ChannelNotConfiguredError("Canal de voz não configurado.")
     body = await read_body(request, resources.settings.max_body_bytes)
@@ -97,18 +102,17 @@ async def voice_webhook(
     heard = (form.get("SpeechResult") or form.get("Digits") or "").strip()
 
     if heard:
+        key = f"voice:{call_sid}:{idempotency}" if idempotency else None
         conversation, message = await ingest_text(
             resources=resources,
-            channel="voice",
-            sender=call_sid,
-            text=heard,
-            idempotency_key=f"voice:{call_sid}:{idempotency}" if idempotency else None,
+            channel=NAME,
+            inbound=InboundText(sender=call_sid, text=heard, idempotency_key=key),
         )
         after = message.seq if message is not None else after
     else:
         async with resources.db.write_sessions() as session:
             conversation = await conversation_service.conversation_for_sender(
-                session=session, settings=resources.settings, channel="voice", external_id=call_sid
+                session=session, settings=resources.settings, channel=NAME, external_id=call_sid
             )
             await session.commit()
         if after is None:
@@ -126,7 +130,9 @@ async def voice_webhook(
                 media_type=XML,
             )
 
-    replies = await _wait_for_replies(resources, conversation.id, after or 0)
+    replies = await _wait_for_replies(
+        resources, conversation.id, after or 0, timeout_s=settings.voice_reply_timeout_s
+    )
     if not replies:
         return Response(
             twiml.response(
@@ -137,7 +143,7 @@ async def voice_webhook(
     verbs = [twiml.say(as_speech(r.text, r.payload)) for r in replies if r.text]
     async with resources.db.read_sessions() as session:
         current = await session.get(m.Conversation, conversation.id)
-    target = resources.settings.voice_transfer_target
+    target = settings.voice_transfer_target
     if current is not None and current.status == m.QUEUED and target:
         verbs.append(twiml.dial(target))
     else:

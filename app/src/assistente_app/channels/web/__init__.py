@@ -1,1 +1,3 @@
-"""channels/web package."""
+"""The web contract: REST + WebSocket, and the accessible chat widget."""
+
+NAME = "web"

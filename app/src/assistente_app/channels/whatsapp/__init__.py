@@ -1,1 +1,3 @@
-"""channels/whatsapp package."""
+"""WhatsApp Cloud API."""
+
+NAME = "whatsapp"

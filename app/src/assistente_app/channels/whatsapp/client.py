@@ -1,14 +1,18 @@
-"""WhatsApp Cloud API: signature check and the Graph API ``/messages`` client."""
+"""WhatsApp Cloud API: signature check and the Graph API ``/messages`` client (outbound)."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 
 import httpx
 
-from assistente_app.core.settings import Settings
-from assistente_app.queue.consumer import TransientError
+from assistente_app.channels.base import settings_as
+from assistente_app.channels.whatsapp.settings import WhatsAppSettings
+from assistente_app.core.errors import TransientError
+
+log = logging.getLogger(__name__)
 
 
 def valid_signature(*, app_secret: str, body: bytes, header: str | None) -> bool:
@@ -20,14 +24,24 @@ def valid_signature(*, app_secret: str, body: bytes, header: str | None) -> bool
 
 
 class WhatsAppClient:
-    def __init__(self, settings: Settings, http: httpx.AsyncClient) -> None:
+    def __init__(self, settings: WhatsAppSettings, http: httpx.AsyncClient) -> None:
         self.settings = settings
         self.http = http
+
+    @classmethod
+    def from_settings(cls, settings: object, http: httpx.AsyncClient) -> WhatsAppClient:
+        return cls(settings_as(settings, WhatsAppSettings), http)
 
     @property
     def configured(self) -> bool:
         s = self.settings
         return bool(s.whatsapp_access_token and s.whatsapp_phone_number_id)
+
+    async def send(self, *, to: str, text: str) -> None:
+        if not self.configured:
+            raise RuntimeError("WhatsApp outbound not configured")
+        wamid = await self.send_text(to=to, text=text)
+        log.debug("WhatsApp accepted message %s", wamid, extra={"channel": "whatsapp"})
 
     async def send_text(self, *, to: str, text: str) -> str:
         """Send a text message; returns the ``wamid`` the Graph API assigned."""

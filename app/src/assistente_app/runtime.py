@@ -1,30 +1,39 @@
-"""Long-lived resources built in the lifespan (never at import time)."""
+"""The long-lived resources of a process, built in one place for the API and the worker.
+
+Built at start-up (the API's lifespan, the worker's ``run``), never at import time. Building opens
+no connection: the pools connect on first use.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import httpx
 from redis.asyncio import Redis
 
 from assistente_app.auth.oidc import JwksVerifier
-from assistente_app.conversations.realtime import EventHub
 from assistente_app.core.db import Database, create_database
 from assistente_app.core.redis import create_redis
-from assistente_app.core.settings import Settings
+from assistente_app.core.settings import CoreSettings
 from assistente_app.queue.streams import Queues, build_queues
+from assistente_app.realtime.hub import EventHub
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Resources:
-    settings: Settings
+    settings: CoreSettings
     db: Database
     redis: Redis
     queues: Queues
+    http: httpx.AsyncClient
+    """For calls to other services (Rasa, channel providers)."""
     verifier: JwksVerifier | None
+    """Agent and admin tokens; ``None`` without OIDC settings (those APIs then answer 503)."""
     hub: EventHub | None = None
+    """Started by the API only: it fans events out to this replica's WebSockets."""
 
 
-def build_resources(settings: Settings) -> Resources:
+def build_resources(settings: CoreSettings) -> Resources:
     redis = create_redis(settings)
     verifier = None
     if settings.oidc_jwks_url:
@@ -40,6 +49,7 @@ def build_resources(settings: Settings) -> Resources:
         db=create_database(settings),
         redis=redis,
         queues=queues_for(redis, settings),
+        http=httpx.AsyncClient(timeout=settings.outbound_timeout_s),
         verifier=verifier,
     )
 
@@ -47,11 +57,12 @@ def build_resources(settings: Settings) -> Resources:
 async def close_resources(resources: Resources) -> None:
     if resources.hub is not None:
         await resources.hub.stop()
+    await resources.http.aclose()
     await resources.db.dispose()
     await resources.redis.aclose()
 
 
-def queues_for(redis: Redis, settings: Settings) -> Queues:
+def queues_for(redis: Redis, settings: CoreSettings) -> Queues:
     """The API's and the worker's view of the streams, from the same settings."""
     return build_queues(
         redis,

@@ -1,4 +1,4 @@
-"""Helpers shared by the channel webhooks."""
+"""What the providers' webhooks share: reading a bounded body, parsing JSON, their errors."""
 
 from __future__ import annotations
 
@@ -7,21 +7,23 @@ from typing import Any
 
 from fastapi import Request
 
-from assistente_app.core.errors import AppError, PayloadTooLargeError
+from assistente_app.core.errors import (
+    InvalidInputError,
+    NotAuthenticatedError,
+    NotFoundError,
+    PayloadTooLargeError,
+)
 
 
-class InvalidSignatureError(AppError):
-    status_code = 401
+class InvalidSignatureError(NotAuthenticatedError):
     code = "invalid_signature"
 
 
-class ChannelNotConfiguredError(AppError):
-    status_code = 404
+class ChannelNotConfiguredError(NotFoundError):
     code = "channel_not_configured"
 
 
-class MalformedPayloadError(AppError):
-    status_code = 400
+class MalformedPayloadError(InvalidInputError):
     code = "malformed_payload"
 
 

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel
 from sqlalchemy import update
 
+from assistente_app.api.deps import AdminDep, ResourcesDep, SessionDep
 from assistente_app.conversations import models as m
-from assistente_app.core.deps import AdminDep, ResourcesDep, SessionDep
 from assistente_app.core.errors import NotFoundError
 
 router = APIRouter(prefix="/api/v1/admin/queue", tags=["queue"])

@@ -1,4 +1,5 @@
-"""REST + WebSocket API of the web channel (and any client that holds a conversation token)."""
+"""The web contract: REST + WebSocket conversations for the widget and any client that speaks it
+(the court's mobile app). A conversation token gives access to one conversation."""
 
 from __future__ import annotations
 
@@ -8,23 +9,26 @@ import json
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Request, WebSocket, WebSocketDisconnect, status
+from fastapi import APIRouter, Depends, Header, Request, WebSocket, WebSocketDisconnect, status
 
-from assistente_app.conversations import service
-from assistente_app.conversations.schemas import (
+from assistente_app.api.deps import BearerDep, ReadSessionDep, ResourcesDep, SessionDep
+from assistente_app.channels.base import settings_dependency
+from assistente_app.channels.web.schemas import (
     ConversationCreate,
     ConversationCreated,
     MessageAccepted,
     MessageCreate,
-    MessageList,
 )
+from assistente_app.channels.web.settings import WebSettings
+from assistente_app.conversations import service
+from assistente_app.conversations.schemas import MessageList
 from assistente_app.core import metrics
-from assistente_app.core.deps import BearerDep, ReadSessionDep, ResourcesDep, SessionDep
 from assistente_app.core.errors import AppError, error_body
 from assistente_app.core.ratelimit import enforce_rate_limit
-from assistente_app.core.state import Resources
+from assistente_app.runtime import Resources
 
 router = APIRouter(prefix="/api/v1/conversations", tags=["conversations"])
+WebSettingsDep = Annotated[WebSettings, Depends(settings_dependency(WebSettings))]
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "Token ausente"},
@@ -41,7 +45,11 @@ def client_ip(request: Request) -> str:
     "", status_code=status.HTTP_201_CREATED, response_model=ConversationCreated, responses=ERRORS
 )
 async def create_conversation(
-    body: ConversationCreate, request: Request, resources: ResourcesDep, session: SessionDep
+    body: ConversationCreate,
+    request: Request,
+    resources: ResourcesDep,
+    settings: WebSettingsDep,
+    session: SessionDep,
 ) -> ConversationCreated:
     """Open a conversation: issues the protocol number and the conversation's bearer token."""
     await enforce_rate_limit(
@@ -49,7 +57,7 @@ async def create_conversation(
         prefix=resources.settings.queue_prefix,
         scope="open",
         sender=client_ip(request),
-        limit=resources.settings.conversation_create_per_minute,
+        limit=settings.conversation_create_per_minute,
     )
     conversation, token = await service.create_conversation(
         session=session, settings=resources.settings, channel=body.channel
@@ -59,7 +67,7 @@ async def create_conversation(
         id=conversation.id,
         protocol=conversation.protocol,
         token=token,
-        channel="web",
+        channel=body.channel,
         created_at=conversation.created_at,
     )
 

@@ -9,10 +9,11 @@ from fastapi import Depends, Request
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from assistente_app.api.errors import MissingBearerTokenError
 from assistente_app.auth.oidc import Principal, require_role
-from assistente_app.core.errors import NotAuthenticatedError, ServiceUnavailableError
-from assistente_app.core.settings import Settings
-from assistente_app.core.state import Resources
+from assistente_app.core.errors import ServiceUnavailableError
+from assistente_app.core.settings import CoreSettings
+from assistente_app.runtime import Resources
 
 
 def get_resources(request: Request) -> Resources:
@@ -23,7 +24,7 @@ def get_resources(request: Request) -> Resources:
 ResourcesDep = Annotated[Resources, Depends(get_resources)]
 
 
-def get_settings_dep(resources: ResourcesDep) -> Settings:
+def get_settings_dep(resources: ResourcesDep) -> CoreSettings:
     return resources.settings
 
 
@@ -41,7 +42,7 @@ async def get_read_session(resources: ResourcesDep) -> AsyncIterator[AsyncSessio
         yield session
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+SettingsDep = Annotated[CoreSettings, Depends(get_settings_dep)]
 RedisDep = Annotated[Redis, Depends(get_redis)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session)]
@@ -51,10 +52,7 @@ def bearer_token(request: Request) -> str:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise NotAuthenticatedError(
-            "Envie o token no cabeçalho Authorization: Bearer <token>.",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+        raise MissingBearerTokenError("Envie o token no cabeçalho Authorization: Bearer <token>.")
     return token.strip()
 
 

@@ -1,0 +1,1 @@
+"""The HTTP side shared by every router: dependencies, error mapping, middleware."""

@@ -1,0 +1,1 @@
+"""Live conversation events fanned out to every API replica (Redis pub/sub)."""
