@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
 
@@ -20,11 +21,18 @@ def api(argv: list[str] | None = None) -> None:
     serve.add_argument("--workers", type=int, default=1)
     serve.add_argument(
         "--forwarded-allow-ips",
-        default="127.0.0.1",
-        help="proxies trusted for X-Forwarded-For (the ingress), used by per-IP rate limits",
+        default=None,
+        help="proxies trusted for X-Forwarded-For (the ingress), used by per-IP rate limits: "
+        "comma-separated addresses or CIDRs, '*' for any (default: ASSISTENTE_TRUSTED_PROXIES)",
     )
     sub.add_parser("migrate", help="apply database migrations (Alembic) and exit")
     args = parser.parse_args(argv)
+    if getattr(args, "forwarded_allow_ips", None):
+        # The app, not uvicorn, reads X-Forwarded-For (ClientAddressMiddleware); the flag feeds
+        # the same setting, also for the worker processes uvicorn starts.
+        trusted = args.forwarded_allow_ips.replace("*", "0.0.0.0/0,::/0")
+        os.environ["ASSISTENTE_TRUSTED_PROXIES"] = trusted
+        get_settings.cache_clear()
     settings = get_settings()
     configure_logging(settings.log_level)
     if args.command == "migrate":
@@ -45,8 +53,7 @@ def api(argv: list[str] | None = None) -> None:
         log_config=None,
         access_log=False,
         ws_per_message_deflate=False,  # 14 KiB instead of ~64 KiB per idle socket
-        proxy_headers=True,
-        forwarded_allow_ips=getattr(args, "forwarded_allow_ips", "127.0.0.1"),
+        proxy_headers=False,
     )
 
 

@@ -11,8 +11,12 @@ from fastapi.staticfiles import StaticFiles
 
 from assistente_app import __version__
 from assistente_app.api.errors import install_error_handlers
-from assistente_app.api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
-from assistente_app.channels.registry import CHANNELS
+from assistente_app.api.middleware import (
+    BodySizeLimitMiddleware,
+    ClientAddressMiddleware,
+    RequestContextMiddleware,
+)
+from assistente_app.channels.registry import CHANNELS, enabled_channels
 from assistente_app.core.logging import configure_logging
 from assistente_app.escalation.router import router as agent_router
 from assistente_app.lgpd.router import router as lgpd_router
@@ -36,6 +40,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         if configure_logs:
             configure_logging(settings.log_level)
         resources = build_resources(settings)
+        resources.enabled_channels = enabled_channels(settings)
         app.state.resources = resources
         try:
             await resources.queues.ensure_groups()
@@ -66,4 +71,5 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         app.include_router(router)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(ClientAddressMiddleware, trusted=settings.trusted_networks)
     return app

@@ -31,6 +31,8 @@ class Resources:
     """Agent and admin tokens; ``None`` without OIDC settings (those APIs then answer 503)."""
     hub: EventHub | None = None
     """Started by the API only: it fans events out to this replica's WebSockets."""
+    enabled_channels: frozenset[str] = frozenset()
+    """Names of the channels switched on (``channels.registry.enabled_channels``)."""
 
 
 def build_resources(settings: CoreSettings) -> Resources:

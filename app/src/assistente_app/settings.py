@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from assistente_app.channels.mobile.settings import MobileSettings
 from assistente_app.channels.telegram.settings import TelegramSettings
 from assistente_app.channels.voice.settings import VoiceSettings
 from assistente_app.channels.web.settings import WebSettings
@@ -15,7 +16,9 @@ from assistente_app.channels.whatsapp.settings import WhatsAppSettings
 from assistente_app.core.settings import SETTINGS_CONFIG, CoreSettings
 
 
-class Settings(WebSettings, WhatsAppSettings, TelegramSettings, VoiceSettings, CoreSettings):
+class Settings(
+    WebSettings, MobileSettings, WhatsAppSettings, TelegramSettings, VoiceSettings, CoreSettings
+):
     """Every knob of the API and the worker, from ``ASSISTENTE_*`` environment variables."""
 
     model_config = SETTINGS_CONFIG

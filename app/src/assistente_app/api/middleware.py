@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import time
@@ -116,3 +117,44 @@ class BodySizeLimitMiddleware:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class ClientAddressMiddleware:
+    """The citizen's address behind the Ingress, for the per-IP limits.
+
+    ``X-Forwarded-For`` is believed only when the peer is a trusted proxy, and then only up to
+    the first hop that is not one: walking the list from the right, the first address outside
+    ``trusted`` is the client (anything left of it may be forged by the client itself).
+    """
+
+    def __init__(self, app: ASGIApp, trusted: tuple[Network, ...]) -> None:
+        self.app = app
+        self.trusted = trusted
+
+    def _is_trusted(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in self.trusted)
+
+    def client_for(self, peer: str, forwarded_for: str) -> str:
+        if not self._is_trusted(peer):
+            return peer
+        hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
+        for hop in reversed(hops):
+            if not self._is_trusted(hop):
+                return hop
+        return hops[0] if hops else peer
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket") and scope.get("client"):
+            headers = dict(scope.get("headers") or [])
+            forwarded = headers.get(b"x-forwarded-for", b"").decode("latin-1")
+            peer, port = scope["client"]
+            if forwarded:
+                scope = {**scope, "client": (self.client_for(peer, forwarded), port)}
+        await self.app(scope, receive, send)

@@ -17,6 +17,8 @@ import httpx
 from fastapi import APIRouter, Request
 from pydantic_settings import BaseSettings
 
+from assistente_app.core.errors import NotFoundError
+
 S = TypeVar("S", bound=BaseSettings)
 
 
@@ -42,6 +44,31 @@ class ChannelAdapter:
     """``None`` when replies reach the citizen through the event hub (WebSocket, pending call)."""
     static: tuple[str, Path] | None = None
     """Files served as they are: (URL prefix, folder)."""
+
+    def is_enabled(self, settings: object) -> bool:
+        """The channel's switch, ``<name>_enabled`` in its settings (on without settings)."""
+        if self.settings is None:
+            return True
+        return bool(getattr(settings_as(settings, self.settings), f"{self.name}_enabled"))
+
+
+class ChannelDisabledError(NotFoundError):
+    code = "channel_disabled"
+
+
+def ensure_enabled(request: Request, channel: str) -> None:
+    """Refuse work for a channel the court switched off (``channels.<name>.enabled``)."""
+    if channel not in request.app.state.resources.enabled_channels:
+        raise ChannelDisabledError(f"O canal {channel} está desativado neste tribunal.")
+
+
+def enabled_dependency(channel: str) -> Callable[[Request], None]:
+    """A router-level dependency: every route of the channel answers 404 while it is off."""
+
+    def _channel_enabled(request: Request) -> None:
+        ensure_enabled(request, channel)
+
+    return _channel_enabled
 
 
 def settings_as(settings: object, cls: type[S]) -> S:

@@ -17,3 +17,7 @@ CHANNELS: tuple[ChannelAdapter, ...] = (WEB, MOBILE, WHATSAPP, TELEGRAM, VOICE)
 
 def by_name() -> Mapping[str, ChannelAdapter]:
     return {channel.name: channel for channel in CHANNELS}
+
+
+def enabled_channels(settings: object) -> frozenset[str]:
+    return frozenset(channel.name for channel in CHANNELS if channel.is_enabled(settings))

@@ -55,6 +55,8 @@ class Conversation(Base):
     agent_sub: Mapped[str | None] = mapped_column(String(255))
     claimed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     resolved_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # Set when retention removed the personal data (the protocol and the bot's side remain).
+    anonymized_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), default=_now, server_default=func.now()
     )

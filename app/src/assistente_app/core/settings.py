@@ -8,6 +8,7 @@ worker run with.
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -70,6 +71,10 @@ class CoreSettings(BaseSettings):
     # HTTP limits
     max_body_bytes: int = 64 * 1024
     max_message_chars: int = 4_000
+    trusted_proxies: str = Field(
+        default="127.0.0.1/32,::1/128",
+        description="CIDRs of the proxies (the Ingress) whose X-Forwarded-For is believed",
+    )
     rate_limit_per_minute: int = Field(
         default=30, description="Messages per minute per conversation or channel sender"
     )
@@ -82,6 +87,13 @@ class CoreSettings(BaseSettings):
     service_open: dt.time = dt.time(8, 0)
     service_close: dt.time = dt.time(18, 0)
     average_handle_minutes: float = 6.0
+    # Read for the clerk console's admission rules (escalation.service.escalate is the hook).
+    escalation_queue_limit: int = Field(
+        default=500, ge=1, description="Conversations waiting per team before new ones are refused"
+    )
+    escalation_max_wait_minutes: int = Field(
+        default=60, ge=1, description="Wait after which a queued citizen is offered to come back"
+    )
 
     # Auth (OIDC for agents and admins)
     oidc_issuer: str | None = None
@@ -98,6 +110,9 @@ class CoreSettings(BaseSettings):
 
     # LGPD
     retention_days: int = Field(default=180, ge=1)
+    retention_anonymize_after_days: int = Field(
+        default=30, ge=0, description="Closed conversations lose their personal data after this"
+    )
     retention_interval_s: int = 3600
 
     @field_validator("database_url", "database_read_url")
@@ -117,6 +132,14 @@ class CoreSettings(BaseSettings):
             raise ValueError(f"unknown weekday(s) {unknown}; use {','.join(WEEKDAYS)}")
         return ",".join(days)
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _cidrs(cls, value: str) -> str:
+        for item in value.split(","):
+            if item.strip():
+                ipaddress.ip_network(item.strip(), strict=False)  # ValueError names the bad one
+        return value
+
     @model_validator(mode="after")
     def _production_needs_agent_auth(self) -> CoreSettings:
         # Without OIDC the agent and admin APIs answer 503; in production that is a
@@ -124,6 +147,14 @@ class CoreSettings(BaseSettings):
         if self.environment == "production" and not self.oidc_jwks_url:
             raise ValueError("ASSISTENTE_OIDC_JWKS_URL is required when environment=production")
         return self
+
+    @property
+    def trusted_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        return tuple(
+            ipaddress.ip_network(item.strip(), strict=False)
+            for item in self.trusted_proxies.split(",")
+            if item.strip()
+        )
 
     @property
     def tz(self) -> ZoneInfo:

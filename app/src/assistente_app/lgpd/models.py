@@ -17,7 +17,7 @@ class LgpdRequest(Base):
     __tablename__ = "lgpd_requests"
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
-    kind: Mapped[str] = mapped_column(String(16))  # export | erasure | retention
+    kind: Mapped[str] = mapped_column(String(16))  # export | erasure | retention | anonymize
     # SHA-256 of the subject identifier: the audit trail must not keep the erased data itself.
     subject_hash: Mapped[str | None] = mapped_column(String(64))
     requested_by: Mapped[str] = mapped_column(String(255))

@@ -36,6 +36,8 @@ class ErasureResult(BaseModel):
 class RetentionResult(BaseModel):
     deleted_conversations: int
     retention_days: int
+    anonymized_conversations: int = 0
+    anonymize_after_days: int = 0
 
 
 @router.post("/export")
@@ -61,4 +63,14 @@ async def retention(admin: AdminDep, session: SessionDep, settings: SettingsDep)
     deleted = await service.apply_retention(
         session=session, retention_days=settings.retention_days, requested_by=admin.subject
     )
-    return RetentionResult(deleted_conversations=deleted, retention_days=settings.retention_days)
+    anonymized = await service.apply_anonymization(
+        session=session,
+        anonymize_after_days=settings.retention_anonymize_after_days,
+        requested_by=admin.subject,
+    )
+    return RetentionResult(
+        deleted_conversations=deleted,
+        retention_days=settings.retention_days,
+        anonymized_conversations=anonymized,
+        anonymize_after_days=settings.retention_anonymize_after_days,
+    )

@@ -6,7 +6,7 @@ import datetime as dt
 import hashlib
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistente_app.conversations import models as m
@@ -134,3 +134,64 @@ async def apply_retention(
     )
     await session.commit()
     return count
+
+
+ANONYMIZED_TEXT = "[removido: dados pessoais anonimizados]"
+# A conversation is closed once resolved, or after this silence (a channel sender's next message
+# then opens a new attendance, see conversations.service).
+CLOSED_AFTER_SILENCE = dt.timedelta(hours=24)
+
+
+async def apply_anonymization(
+    *, session: AsyncSession, anonymize_after_days: int, requested_by: str = "retention-job"
+) -> int:
+    """Remove the personal data of closed conversations idle for ``anonymize_after_days``: what
+    the citizen and the clerk wrote, the channel address, the escalation reason, who the clerk was.
+    The protocol, the channel, the dates and the bot's answers stay for statistics."""
+    now = dt.datetime.now(dt.UTC)
+    cutoff = now - dt.timedelta(days=anonymize_after_days)
+    closed = or_(
+        m.Conversation.status == m.RESOLVED,
+        m.Conversation.last_activity_at < now - CLOSED_AFTER_SILENCE,
+    )
+    ids = list(
+        (
+            await session.execute(
+                select(m.Conversation.id)
+                .where(
+                    m.Conversation.anonymized_at.is_(None),
+                    m.Conversation.status.in_((m.BOT, m.RESOLVED)),
+                    m.Conversation.last_activity_at < cutoff,
+                    closed,
+                )
+                .with_for_update(skip_locked=True)
+            )
+        ).scalars()
+    )
+    if ids:
+        await session.execute(
+            update(m.Message)
+            # The clerks' replies may quote the citizen too; the bot's come from documents.
+            .where(m.Message.conversation_id.in_(ids), m.Message.role.in_(("user", "agent")))
+            .values(text=ANONYMIZED_TEXT, payload=None)
+        )
+        await session.execute(
+            update(m.Message)
+            .where(m.Message.conversation_id.in_(ids), m.Message.agent_sub.is_not(None))
+            .values(agent_sub=None)
+        )
+        await session.execute(
+            update(m.Conversation)
+            .where(m.Conversation.id.in_(ids))
+            .values(external_id=None, escalation_reason=None, agent_sub=None, anonymized_at=now)
+        )
+    session.add(
+        LgpdRequest(
+            kind="anonymize",
+            subject_hash=None,
+            requested_by=requested_by,
+            result={"conversations": len(ids), "cutoff": cutoff.isoformat()},
+        )
+    )
+    await session.commit()
+    return len(ids)

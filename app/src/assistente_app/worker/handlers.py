@@ -171,6 +171,14 @@ async def handle_outbound(ctx: WorkerContext, entry: Entry) -> None:
         )
         if not messages:
             return
+        if conversation.channel not in ctx.enabled_channels:
+            # Switched off by the court: the replies stay undelivered (and visible to clerks).
+            log.warning(
+                "channel disabled: %d reply(ies) not delivered",
+                len(messages),
+                extra={"channel": conversation.channel},
+            )
+            return
         for message in messages:
             text = as_text(message.text, message.payload)
             if text:

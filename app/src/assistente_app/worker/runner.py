@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from prometheus_client import start_http_server
 from sqlalchemy import select
 
-from assistente_app.channels.registry import CHANNELS
+from assistente_app.channels.registry import CHANNELS, enabled_channels
 from assistente_app.conversations import models as m
 from assistente_app.core import metrics
 from assistente_app.lgpd import service as lgpd_service
@@ -38,14 +38,16 @@ def consumer_name() -> str:
 
 def build_context(settings: Settings) -> WorkerContext:
     resources = build_resources(settings)
+    resources.enabled_channels = enabled_channels(settings)
     http = resources.http
     return WorkerContext(
         **vars(resources),
         rasa=RasaClient(base_url=settings.rasa_url, http=http, timeout_s=settings.rasa_timeout_s),
+        # A switched-off channel gets no sender: nothing reaches its provider.
         outbound={
             channel.name: channel.outbound(settings, http)
             for channel in CHANNELS
-            if channel.outbound is not None
+            if channel.outbound is not None and channel.name in resources.enabled_channels
         },
     )
 
@@ -123,7 +125,11 @@ async def retention_once(ctx: WorkerContext) -> int | None:
         deleted = await lgpd_service.apply_retention(
             session=session, retention_days=ctx.settings.retention_days
         )
-    log.info("retention removed %d conversation(s)", deleted)
+    async with ctx.db.write_sessions() as session:
+        anonymized = await lgpd_service.apply_anonymization(
+            session=session, anonymize_after_days=ctx.settings.retention_anonymize_after_days
+        )
+    log.info("retention removed %d conversation(s), anonymised %d", deleted, anonymized)
     return deleted
 
 

@@ -5,5 +5,6 @@ from __future__ import annotations
 
 from assistente_app.channels.base import ChannelAdapter
 from assistente_app.channels.mobile import NAME
+from assistente_app.channels.mobile.settings import MobileSettings
 
-ADAPTER = ChannelAdapter(name=NAME, settings=None, router=None, outbound=None)
+ADAPTER = ChannelAdapter(name=NAME, settings=MobileSettings, router=None, outbound=None)

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Request
 
 from assistente_app.api.deps import ResourcesDep
-from assistente_app.channels.base import settings_dependency
+from assistente_app.channels.base import enabled_dependency, settings_dependency
 from assistente_app.channels.ingest import ingest_text
 from assistente_app.channels.telegram import NAME
 from assistente_app.channels.telegram.inbound import text_of_update
@@ -20,7 +20,11 @@ from assistente_app.channels.webhooks import (
     read_body,
 )
 
-router = APIRouter(prefix="/api/v1/channels/telegram", tags=["channels"])
+router = APIRouter(
+    prefix="/api/v1/channels/telegram",
+    tags=["channels"],
+    dependencies=[Depends(enabled_dependency(NAME))],
+)
 TelegramSettingsDep = Annotated[TelegramSettings, Depends(settings_dependency(TelegramSettings))]
 
 

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from sqlalchemy import select
 
 from assistente_app.api.deps import ResourcesDep
-from assistente_app.channels.base import settings_dependency
+from assistente_app.channels.base import enabled_dependency, settings_dependency
 from assistente_app.channels.inbound import InboundText
 from assistente_app.channels.ingest import ingest_text
 from assistente_app.channels.text import as_speech
@@ -34,7 +34,11 @@ from assistente_app.conversations import service as conversation_service
 from assistente_app.conversations.protocol_numbers import spoken
 from assistente_app.runtime import Resources
 
-router = APIRouter(prefix="/api/v1/channels/voice", tags=["channels"])
+router = APIRouter(
+    prefix="/api/v1/channels/voice",
+    tags=["channels"],
+    dependencies=[Depends(enabled_dependency(NAME))],
+)
 PATH = "/api/v1/channels/voice/webhook"
 XML = "application/xml"
 VoiceSettingsDep = Annotated[VoiceSettings, Depends(settings_dependency(VoiceSettings))]

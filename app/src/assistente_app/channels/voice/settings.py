@@ -11,6 +11,11 @@ from assistente_app.core.settings import SETTINGS_CONFIG
 class VoiceSettings(BaseSettings):
     model_config = SETTINGS_CONFIG
 
+    voice_enabled: bool = Field(
+        default=True,
+        description="Off: the voice webhook answers 404 channel_disabled; nothing is sent",
+    )
+
     voice_auth_token: SecretStr | None = Field(
         default=None, description="Checks X-Twilio-Signature"
     )

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Request, WebSocket, WebSocketDisconnect, status
 
 from assistente_app.api.deps import BearerDep, ReadSessionDep, ResourcesDep, SessionDep
-from assistente_app.channels.base import settings_dependency
+from assistente_app.channels.base import ensure_enabled, settings_dependency
 from assistente_app.channels.web.schemas import (
     ConversationCreate,
     ConversationCreated,
@@ -52,6 +52,7 @@ async def create_conversation(
     session: SessionDep,
 ) -> ConversationCreated:
     """Open a conversation: issues the protocol number and the conversation's bearer token."""
+    ensure_enabled(request, body.channel)
     await enforce_rate_limit(
         redis=resources.redis,
         prefix=resources.settings.queue_prefix,
@@ -81,6 +82,7 @@ async def create_conversation(
 async def post_message(
     conversation_id: uuid.UUID,
     body: MessageCreate,
+    request: Request,
     token: BearerDep,
     resources: ResourcesDep,
     session: SessionDep,
@@ -90,6 +92,7 @@ async def post_message(
     conversation = await service.authorize(
         session=session, conversation_id=conversation_id, token=token
     )
+    ensure_enabled(request, conversation.channel)
     await enforce_rate_limit(
         redis=resources.redis,
         prefix=resources.settings.queue_prefix,

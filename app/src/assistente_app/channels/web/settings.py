@@ -11,6 +11,11 @@ from assistente_app.core.settings import SETTINGS_CONFIG
 class WebSettings(BaseSettings):
     model_config = SETTINGS_CONFIG
 
+    web_enabled: bool = Field(
+        default=True,
+        description="Off: the widget and web conversations answer 404 channel_disabled",
+    )
+
     conversation_create_per_minute: int = Field(
         default=20, description="Conversations one IP address may open per minute"
     )

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse
+
+from assistente_app.channels.base import ensure_enabled
+from assistente_app.channels.web import NAME
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
@@ -13,8 +16,9 @@ router = APIRouter(tags=["web"])
 
 
 @router.get("/", response_class=FileResponse, include_in_schema=True)
-async def widget_page() -> FileResponse:
+async def widget_page(request: Request) -> FileResponse:
     """The citizen's chat page (pt-BR, WCAG 2.1 AA / eMAG)."""
+    ensure_enabled(request, NAME)
     return FileResponse(
         STATIC_DIR / "index.html",
         media_type="text/html; charset=utf-8",

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import PlainTextResponse
 
 from assistente_app.api.deps import ResourcesDep
-from assistente_app.channels.base import settings_dependency
+from assistente_app.channels.base import enabled_dependency, settings_dependency
 from assistente_app.channels.ingest import ingest_text
 from assistente_app.channels.webhooks import (
     ChannelNotConfiguredError,
@@ -22,7 +22,11 @@ from assistente_app.channels.whatsapp.inbound import texts_of_notification
 from assistente_app.channels.whatsapp.settings import WhatsAppSettings
 from assistente_app.core.errors import ForbiddenError
 
-router = APIRouter(prefix="/api/v1/channels/whatsapp", tags=["channels"])
+router = APIRouter(
+    prefix="/api/v1/channels/whatsapp",
+    tags=["channels"],
+    dependencies=[Depends(enabled_dependency(NAME))],
+)
 WhatsAppSettingsDep = Annotated[WhatsAppSettings, Depends(settings_dependency(WhatsAppSettings))]
 
 

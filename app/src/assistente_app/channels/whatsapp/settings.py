@@ -11,6 +11,11 @@ from assistente_app.core.settings import SETTINGS_CONFIG
 class WhatsAppSettings(BaseSettings):
     model_config = SETTINGS_CONFIG
 
+    whatsapp_enabled: bool = Field(
+        default=True,
+        description="Off: the webhook and replies answer 404 channel_disabled; nothing is sent",
+    )
+
     whatsapp_verify_token: SecretStr | None = Field(
         default=None, description="Answers Meta's GET subscription challenge"
     )
