@@ -17,8 +17,11 @@ from actions import responses
 from actions.agents.common import (
     PENDING_OFFER_HUMAN,
     PENDING_RESOLVED,
+    SLOT_FAILED_TURNS,
     SLOT_PENDING,
+    agent_config,
     current_team,
+    failed_turns,
 )
 from actions.agents.escalonamento import escalate
 
@@ -35,10 +38,16 @@ class ActionResponderConfirmacao(Action):
         team = current_team(tracker)
         if pending == PENDING_RESOLVED and said_yes:
             dispatcher.utter_message(response=responses.GLAD)
-            return [SlotSet(SLOT_PENDING, None)]
+            return [SlotSet(SLOT_PENDING, None), SlotSet(SLOT_FAILED_TURNS, 0)]
         if pending == PENDING_RESOLVED:
+            failed = failed_turns(tracker) + 1
+            if failed >= agent_config(team).max_failed_turns:
+                return [
+                    SlotSet(SLOT_FAILED_TURNS, 0),
+                    *escalate(dispatcher, tracker, team, "Assistente não resolveu"),
+                ]
             dispatcher.utter_message(response=responses.OFFER_HUMAN, nome_equipe=team_label(team))
-            return [SlotSet(SLOT_PENDING, PENDING_OFFER_HUMAN)]
+            return [SlotSet(SLOT_PENDING, PENDING_OFFER_HUMAN), SlotSet(SLOT_FAILED_TURNS, failed)]
         if pending == PENDING_OFFER_HUMAN and said_yes:
             return escalate(
                 dispatcher, tracker, team, "Assistente não resolveu; cidadão aceitou atendente"

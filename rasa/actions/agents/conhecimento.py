@@ -21,12 +21,17 @@ from actions import responses
 from actions.agents.common import (
     PENDING_OFFER_HUMAN,
     PENDING_RESOLVED,
+    SLOT_FAILED_TURNS,
     SLOT_PENDING,
     SLOT_TEAM,
+    agent_config,
+    failed_turns,
+    intent_confidence,
     knowledge_base,
     latest_text,
     settings,
 )
+from actions.agents.escalonamento import escalate
 from actions.knowledge.retriever import Answer
 from actions.knowledge.text import terms
 
@@ -65,6 +70,16 @@ class KnowledgeAgent(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
+        config = agent_config(self.team)
+        documents_on = agent_config(DEFAULT_TEAM).enabled  # the knowledge-base agent's switch
+        if self.team != DEFAULT_TEAM and not config.enabled:
+            # The court keeps this topic with people: straight to the team.
+            return [
+                SlotSet(SLOT_TEAM, self.team),
+                *escalate(dispatcher, tracker, self.team, "Tema atendido só por pessoas"),
+            ]
+        if not documents_on:
+            return self.no_answer(dispatcher, tracker)
         question = latest_text(tracker)
         kb = knowledge_base()
         generic = set(terms(self.generic_words))
@@ -73,12 +88,14 @@ class KnowledgeAgent(Action):
             dispatcher.utter_message(response=self.menu_response)
             return [SlotSet(SLOT_TEAM, self.team), SlotSet(SLOT_PENDING, None)]
 
-        answer = self.best_answer(question)
+        # The fallback runs when NLU was unsure by definition; topic agents hand over below
+        # their escalationThreshold.
+        unsure = self.team != DEFAULT_TEAM and (
+            intent_confidence(tracker) < config.escalation_threshold
+        )
+        answer = None if unsure else self.best_answer(question)
         if answer is None:
-            dispatcher.utter_message(
-                response=responses.NO_SAFE_ANSWER, nome_equipe=team_label(self.team)
-            )
-            return [SlotSet(SLOT_TEAM, self.team), SlotSet(SLOT_PENDING, PENDING_OFFER_HUMAN)]
+            return self.no_answer(dispatcher, tracker)
 
         passage = answer.passage
         dispatcher.utter_message(
@@ -97,14 +114,36 @@ class KnowledgeAgent(Action):
         dispatcher.utter_message(json_message=sources_payload([source]))
         dispatcher.utter_message(response=responses.DID_IT_HELP)
         team = passage.team if self.team == DEFAULT_TEAM else self.team
-        return [SlotSet(SLOT_TEAM, team), SlotSet(SLOT_PENDING, PENDING_RESOLVED)]
+        return [
+            SlotSet(SLOT_TEAM, team),
+            SlotSet(SLOT_PENDING, PENDING_RESOLVED),
+            SlotSet(SLOT_FAILED_TURNS, 0),
+        ]
+
+    def no_answer(self, dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
+        """Offer a human, or after maxFailedTurns unhelpful turns escalate without asking."""
+        failed = failed_turns(tracker) + 1
+        if failed >= agent_config(self.team).max_failed_turns:
+            return [
+                SlotSet(SLOT_TEAM, self.team),
+                SlotSet(SLOT_FAILED_TURNS, 0),
+                *escalate(dispatcher, tracker, self.team, "Assistente não encontrou resposta"),
+            ]
+        dispatcher.utter_message(
+            response=responses.NO_SAFE_ANSWER, nome_equipe=team_label(self.team)
+        )
+        return [
+            SlotSet(SLOT_TEAM, self.team),
+            SlotSet(SLOT_PENDING, PENDING_OFFER_HUMAN),
+            SlotSet(SLOT_FAILED_TURNS, failed),
+        ]
 
     def best_answer(self, question: str) -> Answer | None:
         """The topic's documents first, then all of them; None below the threshold."""
         kb = knowledge_base()
         threshold = settings().knowledge_threshold
         scopes: list[frozenset[str] | None] = [None]
-        if self.team != "geral":
+        if self.team != DEFAULT_TEAM:
             scopes.insert(0, frozenset({self.team}))
         for teams in scopes:
             answers = kb.search(question, teams=teams, limit=1)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from assistente_contract import Team
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
@@ -17,11 +18,16 @@ from actions.agents.common import (
     SLOT_CASE_NUMBER,
     SLOT_PENDING,
     SLOT_TEAM,
+    agent_config,
     latest_text,
     settings,
 )
+from actions.agents.escalonamento import escalate
 from actions.clients.datajud import DataJudClient, Outcome
 from actions.plain_language import describe_case
+
+# The procedural-guidance agent's team: where this topic's humans are.
+TEAM: Team = "orientacao_processual"
 
 _PROBLEM_RESPONSE = {
     cnj.Problem.CHECK_DIGITS: responses.WRONG_CHECK_DIGITS,
@@ -46,13 +52,18 @@ class ActionConsultarProcesso(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
+        if not agent_config(TEAM).enabled:
+            return [
+                SlotSet(SLOT_TEAM, TEAM),
+                *escalate(dispatcher, tracker, TEAM, "Tema atendido só por pessoas"),
+            ]
         typed = next(tracker.get_latest_entity_values(SLOT_CASE_NUMBER), None)
         if typed is None:
             # The entity regex wants exactly 20 digits; look for near misses to explain them.
             candidates = cnj.find_candidates(latest_text(tracker))
             if not candidates:
                 dispatcher.utter_message(response=responses.ASK_CASE_NUMBER)
-                return [SlotSet(SLOT_TEAM, "orientacao_processual")]
+                return [SlotSet(SLOT_TEAM, TEAM)]
             typed = candidates[0]
         digits = cnj.digits_only(str(typed))
         try:
@@ -66,7 +77,7 @@ class ActionConsultarProcesso(Action):
                 dispatcher.utter_message(
                     response=_PROBLEM_RESPONSE[error.problem], numero=_pretty(error.digits)
                 )
-            return [SlotSet(SLOT_CASE_NUMBER, None), SlotSet(SLOT_TEAM, "orientacao_processual")]
+            return [SlotSet(SLOT_CASE_NUMBER, None), SlotSet(SLOT_TEAM, TEAM)]
 
         config = settings()
         client = DataJudClient(
@@ -78,7 +89,7 @@ class ActionConsultarProcesso(Action):
         result = await client.lookup(number)
         events: list[EventType] = [
             SlotSet(SLOT_CASE_NUMBER, number.formatted),
-            SlotSet(SLOT_TEAM, "orientacao_processual"),
+            SlotSet(SLOT_TEAM, TEAM),
         ]
         if result.outcome is Outcome.FOUND and result.record is not None:
             details = describe_case(result.record, other_degrees=result.other_degrees)

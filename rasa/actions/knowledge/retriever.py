@@ -75,36 +75,44 @@ def _parse_front_matter(raw: str) -> tuple[dict[str, str], str]:
 def load_passages(folder: Path) -> list[Passage]:
     passages: list[Passage] = []
     for path in sorted(folder.glob("*.md")):
-        fields, body = _parse_front_matter(path.read_text(encoding="utf-8"))
-        title = fields.get("titulo") or path.stem
-        team = fields.get("equipe", "geral")
-        relative = f"{folder.name}/{path.name}"
-        # Split on level-2 headings; text before the first one is the document's introduction.
-        chunks = re.split(r"^## +(.+)$", body, flags=re.MULTILINE)
-        sections = [(title, chunks[0]), *zip(chunks[1::2], chunks[2::2], strict=True)]
-        for heading, content in sections:
-            keywords = " ".join(_KEYWORDS.findall(content))
-            text = _KEYWORDS.sub("", content)
-            text = re.sub(r"^# .*$", "", text, flags=re.MULTILINE).strip()
-            if not text:
-                continue
-            indexed = (
-                terms(heading) * _HEADING_WEIGHT
-                + terms(title) * _TITLE_WEIGHT
-                + terms(keywords)
-                + terms(text)
+        passages += document_passages(
+            path.read_text(encoding="utf-8"), path=f"{folder.name}/{path.name}", stem=path.stem
+        )
+    return passages
+
+
+def document_passages(raw: str, *, path: str, stem: str) -> list[Passage]:
+    """The passages of one Markdown document; ``path`` is what citations show."""
+    passages: list[Passage] = []
+    fields, body = _parse_front_matter(raw)
+    title = fields.get("titulo") or stem
+    team = fields.get("equipe", "geral")
+    # Split on level-2 headings; text before the first one is the document's introduction.
+    chunks = re.split(r"^## +(.+)$", body, flags=re.MULTILINE)
+    sections = [(title, chunks[0]), *zip(chunks[1::2], chunks[2::2], strict=True)]
+    for heading, content in sections:
+        keywords = " ".join(_KEYWORDS.findall(content))
+        text = _KEYWORDS.sub("", content)
+        text = re.sub(r"^# .*$", "", text, flags=re.MULTILINE).strip()
+        if not text:
+            continue
+        indexed = (
+            terms(heading) * _HEADING_WEIGHT
+            + terms(title) * _TITLE_WEIGHT
+            + terms(keywords)
+            + terms(text)
+        )
+        passages.append(
+            Passage(
+                doc_title=title,
+                doc_path=path,
+                heading=heading.strip(),
+                text=text,
+                team=team,
+                term_counts=Counter(indexed),
+                length=len(indexed),
             )
-            passages.append(
-                Passage(
-                    doc_title=title,
-                    doc_path=relative,
-                    heading=heading.strip(),
-                    text=text,
-                    team=team,
-                    term_counts=Counter(indexed),
-                    length=len(indexed),
-                )
-            )
+        )
     return passages
 
 
