@@ -12,10 +12,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
 from assistente_app.conversations import models as m
 from assistente_app.conversations import service as conversation_service
 from assistente_app.lgpd.service import ANONYMIZED_TEXT
+from assistente_app.settings import Settings
 from assistente_app.worker.runner import retention_once
+from pydantic import ValidationError
 from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -184,3 +187,22 @@ async def test_replicas_may_migrate_at_once(postgres_server: Any) -> None:
             assert [row[0] for row in versions] == ["0002"]
     finally:
         await engine.dispose()
+
+
+def test_production_refuses_to_start_without_what_it_needs() -> None:
+    with pytest.raises(ValidationError) as refused:
+        Settings(environment="production", oidc_jwks_url="https://sso/certs")
+    message = str(refused.value)
+    for name in ("DATABASE_URL", "REDIS_URL", "RASA_URL", "OIDC_ISSUER", "OIDC_AUDIENCE"):
+        assert f"ASSISTENTE_{name}" in message
+    assert "ASSISTENTE_OIDC_JWKS_URL" not in message
+    complete = Settings(
+        environment="production",
+        database_url="postgresql://u:p@db:5432/a",
+        redis_url="redis://redis:6379/0",
+        rasa_url="http://nlu:5005",
+        oidc_issuer="https://sso/realms/t",
+        oidc_audience="assistente-api",
+        oidc_jwks_url="https://sso/certs",
+    )
+    assert complete.environment == "production"

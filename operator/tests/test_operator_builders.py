@@ -205,15 +205,15 @@ def test_external_stores_render_no_statefulset_or_cluster() -> None:
 def test_only_enabled_channels_mount_their_secrets() -> None:
     spec = {
         "channels": {
-            "web": {"enabled": True, "secretRef": {"name": "web"}},
+            "whatsapp": {"enabled": True, "secretRef": {"name": "wa"}},
             "telegram": {"enabled": False, "secretRef": {"name": "telegram"}},
         }
     }
     objects = build_children(make_cr(spec))
     api = by_kind(objects, "Deployment")["tjxx-api"]["spec"]["template"]["spec"]["containers"][0]
-    assert api["envFrom"][1:] == [{"prefix": "ASSISTENTE_WEB_", "secretRef": {"name": "web"}}]
+    assert api["envFrom"][1:] == [{"prefix": "ASSISTENTE_WHATSAPP_", "secretRef": {"name": "wa"}}]
     settings = by_kind(objects, "ConfigMap")["tjxx-settings"]["data"]
-    assert settings["ASSISTENTE_CHANNEL_TELEGRAM_ENABLED"] == "false"
+    assert settings["ASSISTENTE_TELEGRAM_ENABLED"] == "false"
 
 
 def test_redis_persistence_switch() -> None:
@@ -234,6 +234,7 @@ def test_ingress_and_network_policies() -> None:
             "host": "a.jus.br",
             "className": "nginx",
             "tlsSecretName": "tls",
+            "trustedProxies": ["10.0.0.0/8"],
         }
     }
     objects = build_children(make_cr(spec))

@@ -34,7 +34,11 @@ def test_every_kind_a_builder_emits_is_registered() -> None:
                 }
             },
         },
-        "ingress": {"enabled": True, "host": "assistente.example.jus.br"},
+        "ingress": {
+            "enabled": True,
+            "host": "assistente.example.jus.br",
+            "trustedProxies": ["10.0.0.0/8"],
+        },
     }
     cr = AssistenteDigital.from_body({"metadata": {"name": "x"}, "spec": everything})
     emitted = {(o["apiVersion"], o["kind"]) for o in build_children(cr)}

@@ -19,6 +19,9 @@ DEFAULT_DATAJUD_BASE_URL = "https://api-publica.datajud.cnj.jus.br"
 # Next to the actions package in the repo and in the action-server image (/app/knowledge).
 DEFAULT_KNOWLEDGE_DIR = Path(__file__).resolve().parent.parent / "knowledge"
 DEFAULT_KNOWLEDGE_THRESHOLD = 0.55
+# What a deployed action server needs (the operator's settings contract test checks that its
+# builders provide each); locally the lookups simply say DataJud is unavailable without a key.
+REQUIRED_IN_PRODUCTION = ("DATAJUD_API_KEY", "AGENTS_FILE")
 
 # The custom resource's agents (camelCase, as the operator writes them) and the team each serves.
 AGENT_TEAMS: dict[str, Team] = {

@@ -9,10 +9,11 @@ are user-facing (kubectl prints them when it rejects an object), hence in Portug
 
 from __future__ import annotations
 
+import ipaddress
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 from assistente_operator import __version__
@@ -28,6 +29,22 @@ HHMM_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 Quantity = Annotated[str, Field(pattern=QUANTITY_PATTERN, max_length=32)]
 ObjectName = Annotated[str, Field(pattern=DNS_SUBDOMAIN_PATTERN, min_length=1, max_length=253)]
 LabelMap = Annotated[dict[str, str], Field(max_length=64)]
+
+
+def _cidr(value: str) -> str:
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError as exc:
+        raise ValueError("ingress.trustedProxies aceita só faixas CIDR, como 10.0.0.0/8") from exc
+    return value
+
+
+# An IPv4 or IPv6 network, e.g. 10.0.0.0/8 (the CRD also checks it with CEL's isCIDR).
+Cidr = Annotated[
+    str,
+    Field(pattern=r"^[0-9a-fA-F:.]+/[0-9]{1,3}$", max_length=49),
+    AfterValidator(_cidr),
+]
 
 
 def cel(rule: str, message: str, **extra: str) -> dict[str, str]:
@@ -57,6 +74,15 @@ class SecretRef(CRDModel):
 
     name: ObjectName
     """Name of the Secret."""
+
+
+class SecretKeyRef(CRDModel):
+    """One key of a Secret in the same namespace as the AssistenteDigital."""
+
+    name: ObjectName
+    """Name of the Secret."""
+    key: str = Field(default="apiKey", pattern=r"^[-._a-zA-Z0-9]+$", max_length=253)
+    """Key inside the Secret."""
 
 
 class ResourceList(CRDModel):
@@ -125,6 +151,13 @@ class NluSpec(Workload):
     )
 
 
+class DataJudSpec(CRDModel):
+    api_key_secret_ref: SecretKeyRef
+    """The CNJ's public DataJud API key (CNJ publishes and rotates it), from a Secret."""
+    base_url: str | None = Field(default=None, pattern=r"^https?://", max_length=2048)
+    """DataJud's base URL; empty uses the public endpoint."""
+
+
 class ActionsSpec(Workload):
     """The Rasa action server (the specialised agents)."""
 
@@ -132,6 +165,8 @@ class ActionsSpec(Workload):
         requests=ResourceList(cpu="200m", memory="256Mi"),
         limits=ResourceList(cpu="1", memory="1Gi"),
     )
+    datajud: DataJudSpec | None = None
+    """Case lookups on DataJud; without it the lookup agent says the service is unavailable."""
 
 
 # --- channels ---------------------------------------------------------------------------------
@@ -154,9 +189,18 @@ class Channel(CRDModel):
         return self
 
 
+class ClientChannel(CRDModel):
+    """A channel whose clients speak the web contract: no provider, no credentials."""
+
+    enabled: bool = True
+    """Accept conversations from these clients."""
+
+
 class Channels(CRDModel):
-    web: Channel = Channel()
+    web: ClientChannel = ClientChannel()
     """The web widget."""
+    mobile: ClientChannel = ClientChannel()
+    """The court's own mobile app (speaks the web contract)."""
     whatsapp: Channel = Channel()
     """WhatsApp Business Cloud API."""
     telegram: Channel = Channel()
@@ -187,17 +231,17 @@ class KnowledgeSource(CRDModel):
 class KnowledgeBaseAgent(Agent):
     sources: list[KnowledgeSource] = Field(default=[], max_length=32)
     """Document collections the agent answers from (with citations)."""
-    min_score: int = Field(default=35, ge=0, le=100)
-    """Minimum retrieval score (percent) to answer instead of escalating."""
+    min_score: int = Field(default=55, ge=0, le=100)
+    """Minimum retrieval confidence (percent) to answer instead of offering a human."""
 
 
 class Agents(CRDModel):
     technical_support: Agent = Agent()
     """Suporte técnico (login, certificates, system errors)."""
     portal_services: Agent = Agent()
-    """Serviços do portal (certidões, consulta processual, peticionamento)."""
+    """Serviços do portal (certidões, custas, Balcão Virtual, Jus.br)."""
     procedural_guidance: Agent = Agent()
-    """Orientação processual (deadlines, procedural steps)."""
+    """Orientação processual (terms, deadlines, petitions, case lookups on DataJud)."""
     knowledge_base: KnowledgeBaseAgent = KnowledgeBaseAgent()
     """Answers from documentation, citing the source."""
 
@@ -350,7 +394,18 @@ class PostgresSpec(CRDModel):
 
 
 class IngressSpec(CRDModel):
-    cel_rules = (cel("!self.enabled || has(self.host)", "um ingress habilitado precisa de host"),)
+    cel_rules = (
+        cel("!self.enabled || has(self.host)", "um ingress habilitado precisa de host"),
+        cel(
+            "!self.enabled || (has(self.trustedProxies) && size(self.trustedProxies) > 0)",
+            "um ingress habilitado precisa de trustedProxies (as faixas de IP do controlador de "
+            "ingress), senão todos os cidadãos dividem o mesmo limite por IP",
+        ),
+        cel(
+            "!has(self.trustedProxies) || self.trustedProxies.all(c, isCIDR(c))",
+            "ingress.trustedProxies aceita só faixas CIDR, como 10.0.0.0/8",
+        ),
+    )
 
     enabled: bool = False
     """Expose the API through an Ingress."""
@@ -362,12 +417,31 @@ class IngressSpec(CRDModel):
     """Secret holding the TLS certificate (e.g. issued by cert-manager)."""
     annotations: LabelMap = {}
     """Extra annotations (cloud load balancer settings, cert-manager issuer)."""
+    trusted_proxies: list[Cidr] = Field(default=[], max_length=32)
+    """CIDRs of the Ingress controller (or load balancer) in front of the API: the API believes
+    their X-Forwarded-For, so the per-IP limits see each citizen's address."""
 
     @model_validator(mode="after")
     def _check(self) -> IngressSpec:
         if self.enabled and self.host is None:
             raise ValueError(self.cel_rules[0]["message"])
+        if self.enabled and not self.trusted_proxies:
+            raise ValueError(self.cel_rules[1]["message"])
         return self
+
+
+class OidcSpec(CRDModel):
+    """The identity provider (e.g. Keycloak) whose access tokens the agent and admin APIs accept.
+    The API refuses to start without it."""
+
+    issuer: str = Field(pattern=r"^https?://", max_length=2048)
+    """Issuer URL (the tokens' ``iss``), e.g. https://sso.tjxx.jus.br/realms/tribunal."""
+    audience: str = Field(min_length=1, max_length=253)
+    """Expected ``aud`` of the tokens (the API's client id)."""
+    jwks_url: str = Field(pattern=r"^https?://", max_length=2048)
+    """Where the issuer publishes its signing keys (JWKS)."""
+    roles_claim: str = Field(default="realm_access.roles", max_length=253)
+    """Claim holding the roles (agent, admin), dotted for nested claims."""
 
 
 class MonitoringSpec(CRDModel):
@@ -462,6 +536,8 @@ class AssistenteDigitalSpec(CRDModel):
     redis: RedisSpec = RedisSpec()
     postgres: PostgresSpec = PostgresSpec()
     ingress: IngressSpec = IngressSpec()
+    oidc: OidcSpec | None = None
+    """Sign-in of clerks and admins. Required: the API does not start in production without it."""
     monitoring: MonitoringSpec = MonitoringSpec()
     escalation: EscalationSpec = EscalationSpec()
     retention: RetentionSpec = RetentionSpec()

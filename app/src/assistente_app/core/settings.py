@@ -16,6 +16,16 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+# What a production deployment must set explicitly (the defaults only fit a laptop). The
+# operator's settings contract test checks that its builders provide each of them.
+REQUIRED_IN_PRODUCTION = (
+    "database_url",
+    "redis_url",
+    "rasa_url",
+    "oidc_issuer",
+    "oidc_audience",
+    "oidc_jwks_url",
+)
 
 
 # Every settings class of the app reads the same environment: ASSISTENTE_<FIELD NAME>.
@@ -141,11 +151,17 @@ class CoreSettings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _production_needs_agent_auth(self) -> CoreSettings:
-        # Without OIDC the agent and admin APIs answer 503; in production that is a
-        # misconfiguration to catch at start-up, not at the first escalation.
-        if self.environment == "production" and not self.oidc_jwks_url:
-            raise ValueError("ASSISTENTE_OIDC_JWKS_URL is required when environment=production")
+    def _production_needs_its_settings(self) -> CoreSettings:
+        # Without OIDC the agent and admin APIs answer 503, and localhost defaults reach nothing
+        # in a cluster: in production that is a misconfiguration to catch at start-up.
+        if self.environment == "production":
+            missing = [
+                f"ASSISTENTE_{name.upper()}"
+                for name in REQUIRED_IN_PRODUCTION
+                if name not in self.model_fields_set or not getattr(self, name)
+            ]
+            if missing:
+                raise ValueError(f"{', '.join(missing)} required when environment=production")
         return self
 
     @property

@@ -18,7 +18,10 @@ from assistente_operator.models import (
 
 IMAGE_REGISTRY = "ghcr.io/assistente-digital"
 REDIS_SENTINEL_MASTER = "assistente"
-CHANNELS = ("web", "whatsapp", "telegram", "voice")
+CHANNELS = ("web", "mobile", "whatsapp", "telegram", "voice")
+# Channels whose provider credentials come from a Secret (the others speak the web contract).
+PROVIDER_CHANNELS = ("whatsapp", "telegram", "voice")
+AGENTS_FILE = "/etc/assistente/agents.json"
 
 
 @dataclass(frozen=True)
@@ -99,19 +102,18 @@ def postgres_env(cr: AssistenteDigital) -> list[Manifest]:
     def from_secret(env: str, key: str) -> Manifest:
         return {"name": env, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
 
-    env = [
-        from_secret("ASSISTENTE_DB_HOST", "host"),
-        from_secret("ASSISTENTE_DB_PORT", "port"),
-        from_secret("ASSISTENTE_DB_NAME", "dbname"),
-        from_secret("ASSISTENTE_DB_USER", "user"),
-        from_secret("ASSISTENTE_DB_PASSWORD", "password"),
-        from_secret("ASSISTENTE_DATABASE_URL", "uri"),
-    ]
+    env = [from_secret("ASSISTENTE_DATABASE_URL", "uri")]
     if cr.spec.postgres.mode == PostgresMode.EXTERNAL:
         env.append(from_secret("ASSISTENTE_DATABASE_READ_URL", "ro-uri"))
     else:
-        # CloudNativePG's app Secret has no read-only URI; Kubernetes expands $(VAR) references.
+        # CloudNativePG's app Secret has no read-only URI; Kubernetes expands $(VAR) references
+        # to the parts declared before it.
         read_host = f"{cr.metadata.name}-pg-ro"
+        env += [
+            from_secret("ASSISTENTE_DB_NAME", "dbname"),
+            from_secret("ASSISTENTE_DB_USER", "user"),
+            from_secret("ASSISTENTE_DB_PASSWORD", "password"),
+        ]
         env.append(
             {
                 "name": "ASSISTENTE_DATABASE_READ_URL",
@@ -129,7 +131,6 @@ def settings_configmap(cr: AssistenteDigital) -> Manifest:
     hours = spec.escalation.service_hours
     data: dict[str, str] = {
         "ASSISTENTE_ENVIRONMENT": "production",
-        "ASSISTENTE_INSTANCE": name,
         "ASSISTENTE_RASA_URL": f"http://{name}-nlu:5005",
         "ASSISTENTE_TIMEZONE": hours.timezone,
         "ASSISTENTE_SERVICE_DAYS": ",".join(hours.days),
@@ -143,9 +144,16 @@ def settings_configmap(cr: AssistenteDigital) -> Manifest:
     if spec.ingress.enabled and spec.ingress.host:
         scheme = "https" if spec.ingress.tls_secret_name else "http"
         data["ASSISTENTE_PUBLIC_BASE_URL"] = f"{scheme}://{spec.ingress.host}"
+    if spec.ingress.trusted_proxies:
+        data["ASSISTENTE_TRUSTED_PROXIES"] = ",".join(spec.ingress.trusted_proxies)
+    if spec.oidc is not None:
+        data["ASSISTENTE_OIDC_ISSUER"] = spec.oidc.issuer
+        data["ASSISTENTE_OIDC_AUDIENCE"] = spec.oidc.audience
+        data["ASSISTENTE_OIDC_JWKS_URL"] = spec.oidc.jwks_url
+        data["ASSISTENTE_OIDC_ROLES_CLAIM"] = spec.oidc.roles_claim
     for channel in CHANNELS:
         enabled = getattr(spec.channels, channel).enabled
-        data[f"ASSISTENTE_CHANNEL_{channel.upper()}_ENABLED"] = "true" if enabled else "false"
+        data[f"ASSISTENTE_{channel.upper()}_ENABLED"] = "true" if enabled else "false"
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -206,7 +214,7 @@ def rasa_env(cr: AssistenteDigital) -> list[Manifest]:
 def channel_env_from(cr: AssistenteDigital) -> list[Manifest]:
     """Each enabled channel's Secret becomes ASSISTENTE_<CHANNEL>_<KEY> variables."""
     sources: list[Manifest] = []
-    for channel in CHANNELS:
+    for channel in PROVIDER_CHANNELS:
         settings = getattr(cr.spec.channels, channel)
         if settings.enabled and settings.secret_ref is not None:
             sources.append(
@@ -226,7 +234,6 @@ def container_env(
 ) -> tuple[list[Manifest], list[Manifest]]:
     """(env, envFrom) of the component's main container."""
     base_env: list[Manifest] = [
-        {"name": "ASSISTENTE_COMPONENT", "value": component},
         # A writable HOME on a read-only root filesystem: the /tmp emptyDir, private to the pod.
         {"name": "HOME", "value": "/tmp"},  # noqa: S108
     ]
@@ -235,8 +242,24 @@ def container_env(
         return base_env + postgres_env(cr) + redis_env(cr), [settings_ref, *channel_env_from(cr)]
     if component == "nlu":
         return base_env + rasa_env(cr), []
-    agents_file = {"name": "ASSISTENTE_AGENTS_FILE", "value": "/etc/assistente/agents.json"}
-    return [*base_env, agents_file], []
+    return [*base_env, *actions_env(cr)], []
+
+
+def actions_env(cr: AssistenteDigital) -> list[Manifest]:
+    """The action server's settings (rasa/actions/settings.py): the agents file and DataJud."""
+    env: list[Manifest] = [{"name": "AGENTS_FILE", "value": AGENTS_FILE}]
+    datajud = cr.spec.actions.datajud
+    if datajud is not None:
+        ref = datajud.api_key_secret_ref
+        env.append(
+            {
+                "name": "DATAJUD_API_KEY",
+                "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}},
+            }
+        )
+        if datajud.base_url:
+            env.append({"name": "DATAJUD_BASE_URL", "value": datajud.base_url})
+    return env
 
 
 def config_inputs(cr: AssistenteDigital, component: Component) -> Any:
@@ -254,11 +277,29 @@ def config_volumes(
     """Extra volumes: the agents file for the action server, Rasa's writable cache dir."""
     if component == "actions":
         volume = {"name": "config", "configMap": {"name": common.child_name(cr, "agents")}}
-        return [volume], [{"name": "config", "mountPath": "/etc/assistente", "readOnly": True}]
+        mount = {"name": "config", "mountPath": AGENTS_FILE.rsplit("/", 1)[0], "readOnly": True}
+        return [volume], [mount]
     if component == "nlu":
         volume = {"name": "rasa-cache", "emptyDir": {"sizeLimit": "1Gi"}}
         return [volume], [{"name": "rasa-cache", "mountPath": "/app/.rasa"}]
     return [], []
+
+
+def migrations_container(api: Manifest) -> Manifest:
+    """Alembic before every API pod takes traffic: the same image, settings and database. Pods
+    of a rollout start together; an advisory lock in the app lets one migrate while the others
+    wait, and a new release's pods migrate before serving it."""
+    init: Manifest = {
+        key: api[key]
+        for key in ("image", "imagePullPolicy", "env", "envFrom", "resources", "securityContext")
+        if key in api
+    }
+    return {
+        "name": "migrate",
+        **init,
+        "args": ["migrate"],
+        "volumeMounts": [m for m in api["volumeMounts"] if m["name"] == "tmp"],
+    }
 
 
 def deployment(cr: AssistenteDigital, component: Component) -> Manifest:
@@ -287,6 +328,7 @@ def deployment(cr: AssistenteDigital, component: Component) -> Manifest:
         container["envFrom"] = env_from
     if shape.args:
         container["args"] = list(shape.args)
+    init_containers = [migrations_container(container)] if component == "api" else []
     selector = common.selector_labels(cr, component)
     deploy_spec: Manifest = {
         "revisionHistoryLimit": 5,
@@ -316,6 +358,7 @@ def deployment(cr: AssistenteDigital, component: Component) -> Manifest:
                     }
                     for key in ("topology.kubernetes.io/zone", "kubernetes.io/hostname")
                 ],
+                **({"initContainers": init_containers} if init_containers else {}),
                 "containers": [container],
                 "volumes": [tmp_vol, *cfg_vols],
             },
