@@ -47,8 +47,8 @@ def _runtime(memo: Any) -> Runtime:
 
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    configure_kopf(settings)
     config: OperatorConfig = memo.get("config") or OperatorConfig()
+    configure_kopf(settings, config)
     client = Client.from_environment(config.kubeconfig, discovery_ttl=config.discovery_ttl)
     reconciler = Reconciler(client)
     scheduler = Scheduler(reconciler.reconcile_by_name, workers=config.workers)
@@ -104,7 +104,7 @@ async def _resync_forever(runtime: Runtime) -> None:
 
 def _list_objects(runtime: Runtime) -> list[tuple[str, str]]:
     patterns = runtime.config.namespaces
-    if patterns and not any(char in p for p in patterns for char in "*?[!"):
+    if runtime.config.namespaced:
         # Plain namespace names: list only those (works with namespace-scoped RBAC).
         items = [i for ns in patterns for i in runtime.client.list(API_VERSION, KIND, ns)]
     else:

@@ -52,3 +52,13 @@ def cluster_role() -> Manifest:
         "metadata": {"name": ROLE_NAME},
         "rules": rules(cluster_wide=True),
     }
+
+
+def namespaced_role() -> Manifest:
+    """The same rights within one namespace (kustomize sets it), for the namespaced mode."""
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": {"name": ROLE_NAME},
+        "rules": rules(cluster_wide=False),
+    }
