@@ -28,12 +28,13 @@ operator-crd: ## operator: regenerate the CRD from the pydantic models
 operator-check-crd: ## operator: fail if the committed CRD differs from the models
 	@$(OPERATOR) crd | diff -u operator/config/crd/bases/assistente.digital_assistentesdigitais.yaml -
 
-operator-rbac: ## operator: regenerate the ClusterRole from the kinds registry
+operator-rbac: ## operator: regenerate the ClusterRole and the namespaced Role from the kinds registry
 	@$(OPERATOR) rbac > operator/config/rbac/role.yaml
+	@$(OPERATOR) rbac --namespaced > operator/config/components/namespaced/role.yaml
 
 operator-render: ## operator: print the children of the sample CR (like helm template)
 	@$(OPERATOR) render operator/config/samples/assistentedigital.yaml
 
 operator-manifests: ## operator: kustomize build of the install base and every cloud overlay
-	@for dir in operator/config/default overlays/aws overlays/azure overlays/gcp overlays/onprem; do \
+	@for dir in operator/config/default operator/config/namespaced overlays/aws overlays/azure overlays/gcp overlays/onprem; do \
 	  echo "== kustomize build $$dir"; $(KUSTOMIZE) build $$dir > /dev/null; done

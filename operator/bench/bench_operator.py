@@ -5,7 +5,8 @@ process and measures:
   - time from creating one AssistenteDigital (the sample) to Ready=True;
   - time for 100 AssistenteDigitals in 100 namespaces to all become Ready;
   - reconcile passes per second while converging;
-  - the operator's resident memory (RSS) once it holds 100 objects.
+  - the operator's CPU time while converging, and its resident memory (RSS) once it holds
+    100 objects.
 
 Run: .venv/bin/python operator/bench/bench_operator.py [--count 100] [--kubeconfig PATH]
 """
@@ -121,6 +122,12 @@ class Bench:
     def passes(self) -> int:
         return int((self.probe() or {}).get("reconciler", {}).get("passes", 0))
 
+    def cpu_seconds(self) -> float:
+        """User plus system CPU time the operator process has used so far."""
+        assert self.process is not None
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def rss_mib(self) -> float:
         assert self.process is not None
         for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
@@ -150,7 +157,12 @@ class Bench:
             if now - start > timeout:
                 raise SystemExit(f"only {len(ready)}/{len(wanted)} Ready after {timeout}s")
             if now - last_report > 10:
-                log(f"  {len(ready)}/{len(wanted)} Ready after {now - start:.0f}s")
+                counters = (self.probe() or {}).get("reconciler", {})
+                log(
+                    f"  {len(ready)}/{len(wanted)} Ready after {now - start:.0f}s "
+                    f"(operator: {counters.get('applies', '?')} applies, "
+                    f"{counters.get('passes', '?')} passes, {counters.get('queued', '?')} queued)"
+                )
                 last_report = now
             time.sleep(0.2)
 
@@ -172,8 +184,13 @@ def namespace_doc(name: str) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
 
 
+def load_average() -> float:
+    """The machine's 1-minute load average (other work on the machine skews every figure)."""
+    return float(Path("/proc/loadavg").read_text().split()[0])
+
+
 def run(bench: Bench, count: int) -> dict[str, float]:
-    figures: dict[str, float] = {}
+    figures: dict[str, float] = {"machine_load_1m_at_start": load_average()}
 
     log("1) one sample AssistenteDigital: create -> Ready=True (3 runs)")
     times = []
@@ -197,6 +214,7 @@ def run(bench: Bench, count: int) -> dict[str, float]:
         wanted.add((ns, f"court{index:03d}"))
     time.sleep(11)  # the liveness endpoint caches probe results for 10 s
     before = bench.probe() or {}
+    cpu_before = bench.cpu_seconds()
     started = time.monotonic()
     bench.kubectl("apply", "--server-side", "-f", "-", stdin=yaml.safe_dump_all(documents))
     applied = time.monotonic() - started
@@ -213,6 +231,7 @@ def run(bench: Bench, count: int) -> dict[str, float]:
     figures["reconciles_per_second"] = passes / total
     figures["server_side_applies_during_convergence"] = writes
     figures["server_side_applies_per_second"] = writes / total
+    figures["operator_cpu_seconds_during_convergence"] = bench.cpu_seconds() - cpu_before
     figures[f"rss_mib_at_{count + 3}_crs"] = bench.rss_mib()
 
     log("3) steady state: one resync of every object (operator restarted to force it)")
@@ -230,6 +249,7 @@ def run(bench: Bench, count: int) -> dict[str, float]:
     figures["restart_full_resync_seconds"] = elapsed
     figures["restart_reconciles_per_second"] = bench.passes() / elapsed
     figures[f"rss_mib_after_restart_{target}_crs"] = bench.rss_mib()
+    figures["machine_load_1m_at_end"] = load_average()
     return figures
 
 

@@ -24,6 +24,7 @@ REPO = OPERATOR_DIR.parent
 LOG_DIR = REPO / ".local"
 SAMPLE = OPERATOR_DIR / "config/samples/assistentedigital.yaml"
 RESYNC_SECONDS = 5
+INSTALL_NAMESPACE = "assistente-operator-system"
 
 T = TypeVar("T")
 
@@ -84,20 +85,76 @@ class Kube:
         )
 
 
+def kustomize_build(cluster: KubeCluster, path: Path) -> list[dict[str, Any]]:
+    result = subprocess.run(
+        [str(cluster.bin_dir / "kustomize"), "build", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+def service_account_kubeconfig(cluster: KubeCluster, namespace: str, name: str, path: Path) -> Path:
+    """A kubeconfig that authenticates as a ServiceAccount (a bound token), as its pod would."""
+    token = cluster.kubectl(
+        "create", "token", name, "-n", namespace, "--duration=12h"
+    ).stdout.strip()
+    admin = yaml.safe_load(cluster.kubeconfig.read_text())
+    server = admin["clusters"][0]["cluster"]
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "local", "cluster": server}],
+        "users": [{"name": name, "user": {"token": token}}],
+        "contexts": [{"name": name, "context": {"cluster": "local", "user": name}}],
+        "current-context": name,
+    }
+    path.write_text(yaml.safe_dump(config))
+    path.chmod(0o600)
+    return path
+
+
+def install_without_the_operator_pod(cluster: KubeCluster, path: Path) -> list[dict[str, Any]]:
+    """Applies an install base except its Deployment: kwok nodes cannot run the image, so the
+    tests run the operator as a process with the ServiceAccount's credentials instead."""
+    documents = kustomize_build(cluster, path)
+    cluster.kubectl(
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "-f",
+        "-",
+        input=yaml.safe_dump_all([d for d in documents if d["kind"] != "Deployment"]),
+    )
+    return documents
+
+
 class OperatorProcess:
     """The operator as users run it, in its own process, logging to .local/."""
 
-    def __init__(self, cluster: KubeCluster, log_path: Path) -> None:
+    def __init__(
+        self,
+        cluster: KubeCluster,
+        log_path: Path,
+        *,
+        kubeconfig: Path | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.cluster = cluster
         self.log_path = log_path
+        self.kubeconfig = kubeconfig or cluster.kubeconfig
+        self.extra_env = env or {}
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         env = dict(
             os.environ,
-            KUBECONFIG=str(self.cluster.kubeconfig),
+            KUBECONFIG=str(self.kubeconfig),
             ASSISTENTE_OPERATOR_DISCOVERY_TTL="1",
+            **self.extra_env,
         )
         log = self.log_path.open("ab")
         log.write(f"\n===== operator start {time.strftime('%H:%M:%S')} =====\n".encode())
@@ -157,9 +214,9 @@ class OperatorProcess:
 
 @pytest.fixture(scope="session")
 def kube(kube_cluster: KubeCluster) -> Kube:
-    """The cluster with our CRD installed (as `make cluster` installs it)."""
-    crd = str(OPERATOR_DIR / "config/crd")
-    kube_cluster.kubectl("apply", "--server-side", "--force-conflicts", "-k", crd)
+    """The cluster with the operator's install base applied: CRD, namespace, ServiceAccount and
+    the generated ClusterRole (everything but the operator's Deployment)."""
+    install_without_the_operator_pod(kube_cluster, OPERATOR_DIR / "config/default")
     kube_cluster.kubectl(
         "wait",
         "--for=condition=Established",
@@ -170,9 +227,16 @@ def kube(kube_cluster: KubeCluster) -> Kube:
 
 
 @pytest.fixture(scope="session")
-def operator(kube: Kube) -> Iterator[OperatorProcess]:
+def operator(kube: Kube, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+    """The operator with exactly the shipped RBAC: its ServiceAccount's token, not the admin's."""
     LOG_DIR.mkdir(exist_ok=True)
-    process = OperatorProcess(kube.cluster, LOG_DIR / "operator-e2e.log")
+    credentials = service_account_kubeconfig(
+        kube.cluster,
+        INSTALL_NAMESPACE,
+        "assistente-operator",
+        tmp_path_factory.mktemp("operator") / "kubeconfig",
+    )
+    process = OperatorProcess(kube.cluster, LOG_DIR / "operator-e2e.log", kubeconfig=credentials)
     process.start()
     try:
         yield process
@@ -186,6 +250,32 @@ def namespace(kube: Kube) -> Iterator[str]:
     kube.run("create", "namespace", name)
     yield name
     kube.run("delete", "namespace", name, "--wait=false", check=False)
+
+
+class InstallKit:
+    """The install helpers for test modules (they cannot import conftest by name)."""
+
+    def __init__(self, cluster: KubeCluster) -> None:
+        self.cluster = cluster
+
+    def build(self, path: Path) -> list[dict[str, Any]]:
+        return kustomize_build(self.cluster, path)
+
+    def apply_without_the_operator_pod(self, path: Path) -> list[dict[str, Any]]:
+        return install_without_the_operator_pod(self.cluster, path)
+
+    def credentials(self, namespace: str, service_account: str, path: Path) -> Path:
+        return service_account_kubeconfig(self.cluster, namespace, service_account, path)
+
+    def operator(
+        self, log_path: Path, *, kubeconfig: Path, env: dict[str, str] | None = None
+    ) -> OperatorProcess:
+        return OperatorProcess(self.cluster, log_path, kubeconfig=kubeconfig, env=env)
+
+
+@pytest.fixture(scope="session")
+def install_kit(kube: Kube) -> InstallKit:
+    return InstallKit(kube.cluster)
 
 
 @pytest.fixture(scope="session")

@@ -283,3 +283,32 @@ def test_monitoring_can_be_switched_off() -> None:
     objects = build_children(make_cr({"monitoring": {"enabled": False}}))
     assert not {"ServiceMonitor", "PodMonitor", "PrometheusRule"} & {o["kind"] for o in objects}
     assert "tjxx-dashboard" not in by_kind(objects, "ConfigMap")
+
+
+def stores_spec(policy: str | None) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "postgres": {"mode": "cloudnativepg"},
+        "redis": {"inCluster": {"persistence": {"enabled": True}}},
+    }
+    if policy is not None:
+        spec["deletionPolicy"] = policy
+    return spec
+
+
+@pytest.mark.parametrize("policy", [None, "Retain"])
+def test_retain_keeps_the_database_and_redis_volumes_out_of_garbage_collection(
+    policy: str | None,
+) -> None:
+    objects = build_children(make_cr(stores_spec(policy)))
+    assert "ownerReferences" not in by_kind(objects, "Cluster")["tjxx-pg"]["metadata"]
+    redis = by_kind(objects, "StatefulSet")["tjxx-redis"]
+    assert redis["spec"]["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] == "Retain"
+    others = [o for o in objects if o["kind"] != "Cluster"]
+    assert all(o["metadata"]["ownerReferences"] for o in others)
+
+
+def test_delete_lets_the_database_and_redis_volumes_go_with_the_resource() -> None:
+    objects = build_children(make_cr(stores_spec("Delete")))
+    assert by_kind(objects, "Cluster")["tjxx-pg"]["metadata"]["ownerReferences"][0]["uid"] == UID
+    redis = by_kind(objects, "StatefulSet")["tjxx-redis"]
+    assert redis["spec"]["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] == "Delete"

@@ -8,10 +8,11 @@ import yaml
 from assistente_operator.builders import build_children
 from assistente_operator.kinds import CHILDREN
 from assistente_operator.models import AssistenteDigital
-from assistente_operator.rbac import cluster_role
+from assistente_operator.rbac import cluster_role, namespaced_role
 
 OPERATOR_DIR = Path(__file__).resolve().parents[1]
 ROLE_FILE = OPERATOR_DIR / "config/rbac/role.yaml"
+NAMESPACED_ROLE_FILE = OPERATOR_DIR / "config/components/namespaced/role.yaml"
 
 
 def test_committed_cluster_role_matches_the_registry() -> None:
@@ -19,6 +20,21 @@ def test_committed_cluster_role_matches_the_registry() -> None:
     assert committed == cluster_role(), (
         "operator/config/rbac/role.yaml is stale: run `make operator-rbac`"
     )
+
+
+def test_committed_namespaced_role_matches_the_registry() -> None:
+    committed = yaml.safe_load(NAMESPACED_ROLE_FILE.read_text())
+    assert committed == namespaced_role(), (
+        "operator/config/components/namespaced/role.yaml is stale: run `make operator-rbac`"
+    )
+
+
+def test_the_namespaced_role_is_the_cluster_role_less_cluster_scoped_reads() -> None:
+    cluster_wide = cluster_role()["rules"]
+    namespaced = namespaced_role()["rules"]
+    assert namespaced == cluster_wide[: len(namespaced)]
+    dropped = {r for rule in cluster_wide[len(namespaced) :] for r in rule["resources"]}
+    assert dropped == {"customresourcedefinitions", "namespaces"}
 
 
 def test_every_kind_a_builder_emits_is_registered() -> None:

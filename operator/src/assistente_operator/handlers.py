@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fnmatch import fnmatch
 from typing import Any
@@ -47,15 +46,11 @@ def _runtime(memo: Any) -> Runtime:
 
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    configure_kopf(settings)
     config: OperatorConfig = memo.get("config") or OperatorConfig()
+    configure_kopf(settings, config)
     client = Client.from_environment(config.kubeconfig, discovery_ttl=config.discovery_ttl)
-    reconciler = Reconciler(client)
+    reconciler = Reconciler(client, concurrent_passes=config.workers)
     scheduler = Scheduler(reconciler.reconcile_by_name, workers=config.workers)
-    # Reconciles run in threads; give them their own room next to kopf's sync work.
-    asyncio.get_running_loop().set_default_executor(
-        ThreadPoolExecutor(max_workers=config.workers + 8, thread_name_prefix="reconcile")
-    )
     scheduler.start()
     runtime = Runtime(config=config, client=client, reconciler=reconciler, scheduler=scheduler)
     runtime.resync_task = asyncio.create_task(_resync_forever(runtime), name="resync")
@@ -78,7 +73,7 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await runtime.resync_task
     await runtime.scheduler.stop()
-    runtime.client.close()
+    await runtime.client.close()
 
 
 @kopf.on.probe(id="reconciler")
@@ -96,19 +91,19 @@ async def _resync_forever(runtime: Runtime) -> None:
     while True:
         await asyncio.sleep(runtime.config.resync_seconds)
         try:
-            for namespace, name in await asyncio.to_thread(_list_objects, runtime):
+            for namespace, name in await _list_objects(runtime):
                 runtime.scheduler.enqueue(namespace, name)
         except KubeError as error:
             logger.warning("resync listing failed: %s", error)
 
 
-def _list_objects(runtime: Runtime) -> list[tuple[str, str]]:
+async def _list_objects(runtime: Runtime) -> list[tuple[str, str]]:
     patterns = runtime.config.namespaces
-    if patterns and not any(char in p for p in patterns for char in "*?[!"):
+    if runtime.config.namespaced:
         # Plain namespace names: list only those (works with namespace-scoped RBAC).
-        items = [i for ns in patterns for i in runtime.client.list(API_VERSION, KIND, ns)]
+        items = [i for ns in patterns for i in await runtime.client.list(API_VERSION, KIND, ns)]
     else:
-        items = runtime.client.list(API_VERSION, KIND, None)
+        items = await runtime.client.list(API_VERSION, KIND, None)
     keys = [(i["metadata"]["namespace"], i["metadata"]["name"]) for i in items]
     if patterns:
         keys = [k for k in keys if any(fnmatch(k[0], p) for p in patterns)]
@@ -121,7 +116,7 @@ def _list_objects(runtime: Runtime) -> list[tuple[str, str]]:
 async def reconcile_spec(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
     runtime = _runtime(memo)
     try:
-        await asyncio.to_thread(runtime.reconciler.reconcile, dict(body))
+        await runtime.reconciler.reconcile(dict(body))
     except InvalidSpecError as error:
         raise kopf.PermanentError(f"spec inválido: {error}") from error
     except ReconcileFailedError as error:
@@ -139,7 +134,9 @@ def _backoff(retry: int) -> float:
     return float(min(2 ** min(retry, 8), 300))
 
 
-def _enqueue_owner(body: kopf.Body, memo: kopf.Memo, type: str | None, **_: Any) -> None:
+async def _enqueue_owner(body: kopf.Body, memo: kopf.Memo, type: str | None, **_: Any) -> None:
+    # async: runs on the loop, where the cache and the queue live (kopf runs sync handlers in
+    # threads).
     runtime = memo.get("runtime")
     if runtime is None:
         return

@@ -1,24 +1,26 @@
 """The only module that talks to the Kubernetes API server.
 
-It speaks plain REST through the ``kubernetes`` package's HTTP layer (which handles kubeconfig,
-in-cluster credentials and TLS) and returns plain dicts; callers never see that package's types.
-Children are written with server-side apply under one field manager.
+An asyncio client on aiohttp, so one operator process keeps many requests in flight (applies of
+many children, passes of many objects) without a thread each. The ``kubernetes`` package only
+loads the credentials (kubeconfig or in-cluster, with token refresh); requests are plain REST
+returning plain dicts, and callers never see either package's types. Children are written with
+server-side apply under one field manager.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-import threading
+import ssl
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
+import aiohttp
 import kubernetes
-from kubernetes.client.exceptions import ApiException
-from urllib3.exceptions import HTTPError
 
 from assistente_operator import API_VERSION, FIELD_MANAGER, KIND
 from assistente_operator.kinds import EVENT, KINDS, OPTIONAL_KINDS, RESOURCE
@@ -27,8 +29,11 @@ logger = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 
-REQUEST_TIMEOUT = (5.0, 30.0)  # connect, read (seconds)
+CONNECT_TIMEOUT = 5.0
+READ_TIMEOUT = 30.0
 DISCOVERY_TTL = 30.0
+# Requests in flight at once; beyond this they queue in the client (kind to the API server).
+MAX_IN_FLIGHT = 32
 
 
 class KubeError(Exception):
@@ -75,19 +80,36 @@ class _DiscoveryCache:
     fetched_at: float
 
 
+def _ssl_context(configuration: kubernetes.client.Configuration) -> ssl.SSLContext:
+    if configuration.verify_ssl:
+        context = ssl.create_default_context(cafile=configuration.ssl_ca_cert)
+    else:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    if configuration.cert_file:
+        context.load_cert_chain(configuration.cert_file, configuration.key_file)
+    return context
+
+
 class Client:
-    """A small, thread-safe Kubernetes REST client."""
+    """A small asyncio Kubernetes REST client (one per event loop)."""
 
     def __init__(
         self,
         configuration: kubernetes.client.Configuration,
         *,
         discovery_ttl: float = DISCOVERY_TTL,
+        max_in_flight: int = MAX_IN_FLIGHT,
     ) -> None:
-        self._api = kubernetes.client.ApiClient(configuration)
+        self._configuration = configuration
+        self._base_url = str(configuration.host).rstrip("/")
+        self._ssl = _ssl_context(configuration) if self._base_url.startswith("https") else None
+        self._max_in_flight = max_in_flight
+        self._session: aiohttp.ClientSession | None = None
         self._discovery_ttl = discovery_ttl
         self._discovery: _DiscoveryCache | None = None
-        self._discovery_lock = threading.Lock()
+        self._discovery_lock = asyncio.Lock()
 
     @classmethod
     def from_environment(
@@ -103,17 +125,33 @@ class Client:
             kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
                 config_file=kubeconfig, client_configuration=configuration
             )
-        configuration.retries = 0  # we own retries (kopf backoff / resync)
-        # One connection per reconcile thread, so none is discarded under load.
-        configuration.connection_pool_maxsize = 32
         return cls(configuration, discovery_ttl=discovery_ttl)
 
-    def close(self) -> None:
-        self._api.close()  # type: ignore[no-untyped-call]
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        # Created on first use, inside the running event loop.
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(
+                    limit=self._max_in_flight, ssl=self._ssl if self._ssl is not None else True
+                ),
+                timeout=aiohttp.ClientTimeout(sock_connect=CONNECT_TIMEOUT, sock_read=READ_TIMEOUT),
+                raise_for_status=False,
+            )
+        return self._session
+
+    def _authorization(self) -> str | None:
+        # Runs the refresh hook: in-cluster tokens are rotated by the kubelet.
+        bearer = self._configuration.auth_settings().get("BearerToken")
+        return str(bearer["value"]) if bearer and bearer.get("value") else None
 
     # --- raw requests -------------------------------------------------------------------------
 
-    def _request(
+    async def _request(
         self,
         method: str,
         path: str,
@@ -123,32 +161,29 @@ class Client:
         content_type: str = "application/json",
     ) -> Obj:
         headers = {"Accept": "application/json", "Content-Type": content_type}
+        authorization = self._authorization()
+        if authorization:
+            headers["Authorization"] = authorization
+        data = None if body is None else json.dumps(body, separators=(",", ":")).encode()
         try:
-            serialized = self._api.param_serialize(
-                method,
-                path,
-                query_params=query or [],
-                header_params=headers,
-                body=body,
-                auth_settings=["BearerToken"],
-            )
-            response = self._api.call_api(*serialized, _request_timeout=REQUEST_TIMEOUT)
-            raw = response.read()  # type: ignore[no-untyped-call]
-        except ApiException as error:
-            raise _api_error(error.status or 0, error.reason or "", error.body) from error
-        except (HTTPError, OSError) as error:
-            raise KubeError(0, "NetworkError", str(error)) from error
-        if not 200 <= response.status <= 299:
-            raise _api_error(response.status, response.reason or "", raw)
+            async with self._http().request(
+                method, self._base_url + path, params=query or [], data=data, headers=headers
+            ) as response:
+                raw = await response.read()
+                status, reason = response.status, response.reason or ""
+        except (aiohttp.ClientError, TimeoutError, OSError) as error:
+            raise KubeError(0, "NetworkError", str(error) or type(error).__name__) from error
+        if not 200 <= status <= 299:
+            raise _api_error(status, reason, raw)
         return json.loads(raw) if raw else {}
 
     # --- objects ------------------------------------------------------------------------------
 
-    def apply(self, obj: Obj, *, field_manager: str = FIELD_MANAGER) -> Obj:
+    async def apply(self, obj: Obj, *, field_manager: str = FIELD_MANAGER) -> Obj:
         """Server-side apply, forcing ownership of the fields we send."""
         meta = obj["metadata"]
         path = resource_path(obj["apiVersion"], obj["kind"], meta.get("namespace"), meta["name"])
-        return self._request(
+        return await self._request(
             "PATCH",
             path,
             body=obj,
@@ -156,7 +191,7 @@ class Client:
             content_type="application/apply-patch+yaml",
         )
 
-    def apply_replicas(
+    async def apply_replicas(
         self,
         api_version: str,
         kind: str,
@@ -167,7 +202,7 @@ class Client:
         field_manager: str,
     ) -> Obj:
         """Server-side applies only ``spec.replicas``, under a field manager of its own."""
-        return self.apply(
+        return await self.apply(
             {
                 "apiVersion": api_version,
                 "kind": kind,
@@ -177,23 +212,26 @@ class Client:
             field_manager=field_manager,
         )
 
-    def get(self, api_version: str, kind: str, namespace: str | None, name: str) -> Obj | None:
+    async def get(
+        self, api_version: str, kind: str, namespace: str | None, name: str
+    ) -> Obj | None:
         try:
-            return self._request("GET", resource_path(api_version, kind, namespace, name))
+            return await self._request("GET", resource_path(api_version, kind, namespace, name))
         except KubeError as error:
             if error.not_found:
                 return None
             raise
 
-    def list(
+    async def list(
         self, api_version: str, kind: str, namespace: str | None, label_selector: str = ""
     ) -> list[Obj]:
         query = [("labelSelector", label_selector)] if label_selector else []
-        result = self._request("GET", resource_path(api_version, kind, namespace), query=query)
+        path = resource_path(api_version, kind, namespace)
+        result = await self._request("GET", path, query=query)
         items: list[Obj] = result.get("items", [])
         return items
 
-    def delete(
+    async def delete(
         self,
         api_version: str,
         kind: str,
@@ -204,7 +242,7 @@ class Client:
     ) -> None:
         """Deletes an object; ``propagation="Orphan"`` leaves its dependents (e.g. pods) alone."""
         try:
-            self._request(
+            await self._request(
                 "DELETE",
                 resource_path(api_version, kind, namespace, name),
                 body={"propagationPolicy": propagation},
@@ -213,28 +251,29 @@ class Client:
             if not error.not_found:
                 raise
 
-    def patch_status(self, namespace: str, name: str, status: Obj) -> Obj:
+    async def patch_status(self, namespace: str, name: str, status: Obj) -> Obj:
         path = resource_path(RESOURCE.api_version, RESOURCE.kind, namespace, name) + "/status"
-        return self._request(
+        return await self._request(
             "PATCH", path, body={"status": status}, content_type="application/merge-patch+json"
         )
 
     # --- discovery ----------------------------------------------------------------------------
 
-    def served_optional_kinds(self) -> frozenset[tuple[str, str]]:
+    async def served_optional_kinds(self) -> frozenset[tuple[str, str]]:
         """The optional (apiVersion, kind) pairs the API server serves, cached briefly."""
-        with self._discovery_lock:
+        async with self._discovery_lock:
             now = time.monotonic()
             if self._discovery and now - self._discovery.fetched_at < self._discovery_ttl:
                 return self._discovery.served
             served: set[tuple[str, str]] = set()
             for api_version in sorted({api for api, _ in OPTIONAL_KINDS}):
                 try:
-                    resources = self._request("GET", f"/apis/{api_version}").get("resources", [])
+                    found = await self._request("GET", f"/apis/{api_version}")
                 except KubeError as error:
                     if error.not_found:
                         continue
                     raise
+                resources = found.get("resources", [])
                 kinds = {r.get("kind") for r in resources if "/" not in r.get("name", "")}
                 served |= {
                     (api, kind)
@@ -245,12 +284,11 @@ class Client:
             return self._discovery.served
 
     def forget_discovery(self) -> None:
-        with self._discovery_lock:
-            self._discovery = None
+        self._discovery = None
 
     # --- events -------------------------------------------------------------------------------
 
-    def post_event(self, owner: Obj, event_type: str, reason: str, message: str) -> None:
+    async def post_event(self, owner: Obj, event_type: str, reason: str, message: str) -> None:
         """A core/v1 Event on the AssistenteDigital (shown by kubectl describe)."""
         meta = owner["metadata"]
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -277,7 +315,7 @@ class Client:
         }
         try:
             path = resource_path(EVENT.api_version, EVENT.kind, meta["namespace"])
-            self._request("POST", path, body=event)
+            await self._request("POST", path, body=event)
         except KubeError as error:  # events are best effort
             logger.warning("could not post event %s: %s", reason, error)
 

@@ -49,6 +49,9 @@ class ChildKind(Kind):
     status_updates: bool = False
     """A controller keeps writing its status, which moves its resourceVersion but not its
     generation (so such changes need no re-apply)."""
+    read_by_pods: bool = False
+    """Pods read it when they start (config, identity, peers' names): it is applied before the
+    workloads, so new pods find it."""
 
     @property
     def watched(self) -> bool:
@@ -64,9 +67,9 @@ class ChildKind(Kind):
 
 
 CHILD_KINDS: tuple[ChildKind, ...] = (
-    ChildKind("v1", "ConfigMap", "configmaps"),
-    ChildKind("v1", "Service", "services"),
-    ChildKind("v1", "ServiceAccount", "serviceaccounts"),
+    ChildKind("v1", "ConfigMap", "configmaps", read_by_pods=True),
+    ChildKind("v1", "Service", "services", read_by_pods=True),
+    ChildKind("v1", "ServiceAccount", "serviceaccounts", read_by_pods=True),
     ChildKind("apps/v1", "Deployment", "deployments", status_updates=True),
     ChildKind("apps/v1", "StatefulSet", "statefulsets", status_updates=True),
     ChildKind(

@@ -511,6 +511,11 @@ class RetentionSpec(CRDModel):
 # --- the resource -----------------------------------------------------------------------------
 
 
+class DeletionPolicy(StrEnum):
+    RETAIN = "Retain"
+    DELETE = "Delete"
+
+
 class AssistenteDigitalSpec(CRDModel):
     cel_rules = (
         cel(
@@ -527,6 +532,10 @@ class AssistenteDigitalSpec(CRDModel):
     """Release of the assistant; it picks the default image tags."""
     paused: bool = False
     """Stop reconciling: the operator changes nothing until this is false again."""
+    deletion_policy: DeletionPolicy = DeletionPolicy.RETAIN
+    """What deleting this resource (by hand or an Argo CD prune) does to the data: Retain keeps
+    the CloudNativePG Cluster and the Redis volumes, for a resource of the same name to take
+    over; Delete removes them with everything else."""
     api: ApiSpec = ApiSpec()
     nlu: NluSpec = NluSpec()
     actions: ActionsSpec = ActionsSpec()

@@ -46,9 +46,18 @@ def _rule(group: str, resources: list[str], verbs: tuple[str, ...]) -> Manifest:
 
 
 def cluster_role() -> Manifest:
+    return _role("ClusterRole", cluster_wide=True)
+
+
+def namespaced_role() -> Manifest:
+    """The same rights within one namespace (kustomize sets it), for the namespaced mode."""
+    return _role("Role", cluster_wide=False)
+
+
+def _role(kind: str, *, cluster_wide: bool) -> Manifest:
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "ClusterRole",
+        "kind": kind,
         "metadata": {"name": ROLE_NAME},
-        "rules": rules(cluster_wide=True),
+        "rules": rules(cluster_wide=cluster_wide),
     }

@@ -7,8 +7,10 @@ for one object becomes one pass, and an object is never reconciled twice at the 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import cast
 
 logger = logging.getLogger(__name__)
 
@@ -16,6 +18,9 @@ Key = tuple[str, str]  # (namespace, name)
 
 
 class Scheduler:
+    """``run(namespace, name)`` is a coroutine function (awaited on the loop) or a plain function
+    (run in a thread)."""
+
     def __init__(self, run: Callable[[str, str], object], *, workers: int) -> None:
         self._run = run
         self._workers = workers
@@ -53,7 +58,10 @@ class Scheduler:
             self._pending.discard(key)
             self._active.add(key)
             try:
-                await asyncio.to_thread(self._run, *key)
+                if inspect.iscoroutinefunction(self._run):
+                    await cast("Awaitable[object]", self._run(*key))
+                else:
+                    await asyncio.to_thread(self._run, *key)
             except Exception as error:  # logged; the next event or the resync retries
                 logger.warning("reconcile of %s/%s failed: %s", key[0], key[1], error)
             finally:

@@ -26,6 +26,14 @@ class OperatorConfig:
     standalone: bool = True
     extra: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def namespaced(self) -> bool:
+        """Serving fixed namespaces (no patterns): a Role in each is enough, so the cluster-wide
+        scanning of namespaces and CRDs is turned off."""
+        return bool(self.namespaces) and not any(
+            char in pattern for pattern in self.namespaces for char in "*?[!"
+        )
+
     @classmethod
     def from_env(cls, **overrides: object) -> OperatorConfig:
         env = os.environ
@@ -42,8 +50,11 @@ class OperatorConfig:
         return cls(**values)  # type: ignore[arg-type]
 
 
-def configure_kopf(settings: kopf.OperatorSettings) -> None:
+def configure_kopf(settings: kopf.OperatorSettings, config: OperatorConfig) -> None:
     """Settings learnt from kopf's issue tracker and production kopf operators."""
+    # kopf follows namespaces and CRDs as they come and go, which needs cluster-wide list/watch
+    # rights; a namespaced operator (a Role only) serves what exists when it starts.
+    settings.scanning.disabled = config.namespaced
     # Our own prefixes, so other kopf operators never collide with ours. No handler needs a
     # finalizer (children are garbage-collected), but the name is ours should one appear.
     settings.persistence.finalizer = f"{GROUP}/finalizer"

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from assistente_operator import API_VERSION, KIND
-from assistente_operator.models import AssistenteDigital, Resources
+from assistente_operator.models import AssistenteDigital, DeletionPolicy, Resources
 
 Manifest = dict[str, Any]
 
@@ -83,7 +83,10 @@ def metadata(
     *,
     labels: dict[str, str] | None = None,
     annotations: dict[str, str] | None = None,
+    owned: bool = True,
 ) -> Manifest:
+    """Name, namespace and labels; ``owned`` adds the controller reference, so the garbage
+    collector deletes the child with the resource."""
     meta: Manifest = {
         "name": name,
         "namespace": cr.metadata.namespace,
@@ -91,10 +94,15 @@ def metadata(
     }
     if annotations:
         meta["annotations"] = dict(annotations)
-    owners = owner_references(cr)
+    owners = owner_references(cr) if owned else []
     if owners:
         meta["ownerReferences"] = owners
     return meta
+
+
+def deleted_with_resource(cr: AssistenteDigital) -> bool:
+    """Whether the data stores (database, Redis volumes) go when the resource is deleted."""
+    return cr.spec.deletion_policy == DeletionPolicy.DELETE
 
 
 def input_hash(*inputs: Any) -> str:

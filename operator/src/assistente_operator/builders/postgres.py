@@ -60,7 +60,10 @@ def cluster(cr: AssistenteDigital) -> Manifest:
     return {
         "apiVersion": CNPG_API_VERSION,
         "kind": "Cluster",
-        "metadata": common.metadata(cr, cluster_name(cr), COMPONENT),
+        # Without an owner reference (deletionPolicy Retain) the database outlives the resource.
+        "metadata": common.metadata(
+            cr, cluster_name(cr), COMPONENT, owned=common.deleted_with_resource(cr)
+        ),
         "spec": cluster_spec,
     }
 

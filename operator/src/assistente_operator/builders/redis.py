@@ -228,9 +228,10 @@ def statefulset(cr: AssistenteDigital) -> Manifest:
                 "spec": claim_spec,
             }
         ]
-        # Data outlives the AssistenteDigital by default; deleting it is a human decision.
+        # With deletionPolicy Retain the volumes outlive the StatefulSet (and the resource);
+        # with Delete the StatefulSet owns them, so garbage collection takes them too.
         sts_spec["persistentVolumeClaimRetentionPolicy"] = {
-            "whenDeleted": "Retain",
+            "whenDeleted": "Delete" if common.deleted_with_resource(cr) else "Retain",
             "whenScaled": "Retain",
         }
     else:

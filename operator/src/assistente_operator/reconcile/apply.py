@@ -4,12 +4,15 @@ The cache remembers what the watch last showed of each child and what we last ap
 When neither moved since our apply, applying again would be a no-op, so it is skipped: in steady
 state a pass writes nothing. Immutable StatefulSet fields are handled by recreating the
 StatefulSet without its pods, and autoscaled Deployments are lifted to their HPA's floor.
+
+Children are applied concurrently, in two waves: first what pods read at start (ConfigMaps,
+ServiceAccounts, Services; ``ChildKind.read_by_pods``), then everything else.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -119,71 +122,80 @@ class Applied:
 
 
 class Applier:
-    """Applies children through the client, remembering enough to skip no-op applies."""
+    """Applies children through the client, remembering enough to skip no-op applies.
+
+    It lives on the operator's event loop, like everything that calls it, so the cache needs no
+    lock.
+    """
 
     def __init__(self, client: Client) -> None:
         self.client = client
         self.applies = 0  # server-side apply calls (skipped no-ops are not counted)
         self._observed: dict[CacheKey, Obj] = {}
         self._last_applied: dict[CacheKey, Fingerprint] = {}
-        self._guard = threading.Lock()
 
     # --- the cache ----------------------------------------------------------------------------
 
     def observe(self, body: Obj, *, deleted: bool) -> None:
         """Records a child as the watch shows it (called from the child event handler)."""
         key = _cache_key(body)
-        with self._guard:
-            if deleted:
-                self._observed.pop(key, None)
-                self._last_applied.pop(key, None)
-            else:
-                self._observed[key] = _slim(body)
+        if deleted:
+            self._observed.pop(key, None)
+            self._last_applied.pop(key, None)
+        else:
+            self._observed[key] = _slim(body)
 
     def forget(self, obj: Obj) -> None:
         """Drops a child from the cache, so its next apply is sent for real."""
         key = _cache_key(obj)
-        with self._guard:
-            self._observed.pop(key, None)
-            self._last_applied.pop(key, None)
+        self._observed.pop(key, None)
+        self._last_applied.pop(key, None)
 
     # --- applying -----------------------------------------------------------------------------
 
-    def apply_all(self, objects: list[Obj], *, read_back: set[ObjectKey]) -> Applied:
-        """Applies ``objects`` in order; ``read_back`` names unwatched children whose live state
-        (status) the caller needs even when nothing is sent."""
+    async def apply_all(self, objects: list[Obj], *, read_back: set[ObjectKey]) -> Applied:
+        """Applies ``objects``; ``read_back`` names unwatched children whose live state (status)
+        the caller needs even when nothing is sent."""
         result = Applied()
-        for obj in objects:
-            try:
-                key = object_key(obj)
-                result.live[key] = self.apply(obj, read_back=key in read_back)
-            except KubeError as error:
-                if error.status == 403 and "being terminated" in error.message:
-                    # The namespace is going away with everything in it; nothing to repair.
-                    result.namespace_terminating = True
-                    return result
-                logger.warning(
-                    "apply %s/%s failed: %s", obj["kind"], obj["metadata"]["name"], error
-                )
-                result.errors.append(
-                    f"{obj['kind']} {obj['metadata']['name']}: {error.message or error.reason}"
-                )
-                optional = child_kind(obj["apiVersion"], obj["kind"]).optional
-                if optional and error.not_found:
-                    # Its CRD was removed since discovery ran: look again on the retry.
-                    self.client.forget_discovery()
-                result.temporary = (
-                    result.temporary or error.temporary or (optional and error.not_found)
-                )
-        self._raise_to_autoscaling_floors(objects, result.live)
+        first = [o for o in objects if child_kind(o["apiVersion"], o["kind"]).read_by_pods]
+        then = [o for o in objects if not child_kind(o["apiVersion"], o["kind"]).read_by_pods]
+        for wave in (first, then):
+            outcomes = await asyncio.gather(
+                *(self.apply(obj, read_back=object_key(obj) in read_back) for obj in wave),
+                return_exceptions=True,
+            )
+            for obj, outcome in zip(wave, outcomes, strict=True):
+                if isinstance(outcome, KubeError):
+                    self._record_failure(result, obj, outcome)
+                elif isinstance(outcome, BaseException):
+                    raise outcome
+                else:
+                    result.live[object_key(obj)] = outcome
+            if result.namespace_terminating:
+                return result
+        await self._raise_to_autoscaling_floors(objects, result.live)
         return result
 
-    def apply(self, obj: Obj, *, read_back: bool = False) -> Obj:
+    def _record_failure(self, result: Applied, obj: Obj, error: KubeError) -> None:
+        if error.status == 403 and "being terminated" in error.message:
+            # The namespace is going away with everything in it; nothing to repair.
+            result.namespace_terminating = True
+            return
+        logger.warning("apply %s/%s failed: %s", obj["kind"], obj["metadata"]["name"], error)
+        result.errors.append(
+            f"{obj['kind']} {obj['metadata']['name']}: {error.message or error.reason}"
+        )
+        optional = child_kind(obj["apiVersion"], obj["kind"]).optional
+        if optional and error.not_found:
+            # Its CRD was removed since discovery ran: look again on the retry.
+            self.client.forget_discovery()
+        result.temporary = result.temporary or error.temporary or (optional and error.not_found)
+
+    async def apply(self, obj: Obj, *, read_back: bool = False) -> Obj:
         key = _cache_key(obj)
         digest = input_hash(obj)
-        with self._guard:
-            seen = self._observed.get(key)
-            last = self._last_applied.get(key)
+        seen = self._observed.get(key)
+        last = self._last_applied.get(key)
         if not child_kind(obj["apiVersion"], obj["kind"]).watched:
             # No event tells us about drift: re-assert these now and then, not on every pass.
             recent = (
@@ -195,22 +207,21 @@ class Applier:
                 return obj
             if recent:
                 meta = obj["metadata"]
-                current = self.client.get(
+                current = await self.client.get(
                     obj["apiVersion"], obj["kind"], meta["namespace"], meta["name"]
                 )
                 if current is not None:
                     return current
         elif seen is not None and last is not None and _unchanged_since(last, digest, seen):
             return seen
-        live = self._apply_or_recreate(obj)
+        live = await self._apply_or_recreate(obj)
         self.applies += 1
-        with self._guard:
-            self._last_applied[key] = _fingerprint(digest, live)
+        self._last_applied[key] = _fingerprint(digest, live)
         return live
 
-    def _apply_or_recreate(self, obj: Obj) -> Obj:
+    async def _apply_or_recreate(self, obj: Obj) -> Obj:
         try:
-            return self.client.apply(obj)
+            return await self.client.apply(obj)
         except KubeError as error:
             immutable = error.status == 422 and "Forbidden" in error.message
             if not (obj["kind"] == "StatefulSet" and immutable):
@@ -220,15 +231,17 @@ class Applier:
             logger.info("recreating StatefulSet %s: %s", obj["metadata"]["name"], error.message)
             api_version, kind = obj["apiVersion"], obj["kind"]
             namespace, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
-            self.client.delete(api_version, kind, namespace, name, propagation="Orphan")
+            await self.client.delete(api_version, kind, namespace, name, propagation="Orphan")
             deadline = time.monotonic() + RECREATE_TIMEOUT
-            while self.client.get(api_version, kind, namespace, name):
+            while await self.client.get(api_version, kind, namespace, name):
                 if time.monotonic() > deadline:
                     raise KubeError(409, "Conflict", "StatefulSet still being deleted") from error
-                time.sleep(0.2)  # the garbage collector removes the orphan finalizer
-            return self.client.apply(obj)
+                await asyncio.sleep(0.2)  # the garbage collector removes the orphan finalizer
+            return await self.client.apply(obj)
 
-    def _raise_to_autoscaling_floors(self, objects: list[Obj], live: dict[ObjectKey, Obj]) -> None:
+    async def _raise_to_autoscaling_floors(
+        self, objects: list[Obj], live: dict[ObjectKey, Obj]
+    ) -> None:
         """A new autoscaled workload starts at 1 pod; lift it to its HPA's minReplicas at once.
 
         The operator's own field manager never sends ``replicas`` under an HPA (so it never
@@ -244,7 +257,7 @@ class Applier:
             current = live.get(key)
             if current is None or int(current.get("spec", {}).get("replicas", 1)) >= floor:
                 continue
-            live[key] = self.client.apply_replicas(
+            live[key] = await self.client.apply_replicas(
                 *key[:2],
                 hpa["metadata"]["namespace"],
                 target["name"],

@@ -7,8 +7,8 @@ kind, so it runs once per spec change (and once after a restart), not on every p
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import threading
 from typing import Any
 
 from assistente_operator.builders import Plan
@@ -35,39 +35,46 @@ class Pruner:
         self.applier = applier
         # namespace/name -> (uid, generation) whose children were last pruned.
         self._pruned: dict[str, tuple[str, int]] = {}
-        self._guard = threading.Lock()
 
     def forget(self, namespace: str, name: str) -> None:
-        with self._guard:
-            self._pruned.pop(f"{namespace}/{name}", None)
+        self._pruned.pop(f"{namespace}/{name}", None)
 
-    def prune_if_due(self, resource: Obj, wanted: Plan) -> int:
+    async def prune_if_due(self, resource: Obj, wanted: Plan) -> int:
         """Prunes unless this generation of the resource was pruned already; returns the count."""
         meta = resource["metadata"]
         key = f"{meta['namespace']}/{meta['name']}"
         done = (meta["uid"], int(meta.get("generation", 0)))
-        with self._guard:
-            if self._pruned.get(key) == done:
-                return 0
-        pruned = self.prune(meta["namespace"], meta["name"], meta["uid"], wanted)
-        with self._guard:
-            self._pruned[key] = done
+        if self._pruned.get(key) == done:
+            return 0
+        pruned = await self.prune(meta["namespace"], meta["name"], meta["uid"], wanted)
+        self._pruned[key] = done
         return pruned
 
-    def prune(self, namespace: str, name: str, uid: str, wanted: Plan) -> int:
+    async def prune(self, namespace: str, name: str, uid: str, wanted: Plan) -> int:
         keep = {object_key(obj) for obj in wanted.objects}
         selector = f"{INSTANCE_LABEL}={name},{MANAGED_BY_LABEL}={MANAGED_BY}"
-        served = self.client.served_optional_kinds()
-        pruned = 0
-        for kind in CHILD_KINDS:
-            if kind.optional and kind.key not in served:
-                continue
-            for live in self.client.list(kind.api_version, kind.kind, namespace, selector):
-                child = {**live, "apiVersion": kind.api_version, "kind": kind.kind}
-                if object_key(child) in keep or not _owned_by(live, uid):
-                    continue
-                logger.info("pruning %s %s", kind.kind, live["metadata"]["name"])
-                self.applier.forget(child)
-                self.client.delete(kind.api_version, kind.kind, namespace, live["metadata"]["name"])
-                pruned += 1
-        return pruned
+        served = await self.client.served_optional_kinds()
+        kinds = [kind for kind in CHILD_KINDS if not kind.optional or kind.key in served]
+        listed = await asyncio.gather(
+            *(self.client.list(k.api_version, k.kind, namespace, selector) for k in kinds)
+        )
+        unwanted = [
+            {**live, "apiVersion": kind.api_version, "kind": kind.kind}
+            for kind, items in zip(kinds, listed, strict=True)
+            for live in items
+        ]
+        unwanted = [
+            child for child in unwanted if object_key(child) not in keep and _owned_by(child, uid)
+        ]
+        for child in unwanted:
+            logger.info("pruning %s %s", child["kind"], child["metadata"]["name"])
+            self.applier.forget(child)
+        await asyncio.gather(
+            *(
+                self.client.delete(
+                    child["apiVersion"], child["kind"], namespace, child["metadata"]["name"]
+                )
+                for child in unwanted
+            )
+        )
+        return len(unwanted)

@@ -8,8 +8,8 @@ child events and the periodic resync can all trigger them freely.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,13 +50,15 @@ class Outcome:
 
 
 class Reconciler:
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: Client, *, concurrent_passes: int = 4) -> None:
         self.client = client
         self.applier = Applier(client)
         self.pruner = Pruner(client, self.applier)
         self.reporter = StatusReporter(client)
-        self._locks: dict[str, threading.Lock] = {}
-        self._locks_guard = threading.Lock()
+        self._locks: dict[str, asyncio.Lock] = {}
+        # Bounds the passes in flight (kopf's handlers and the scheduler both start them), and
+        # with them the requests and response bodies held at once.
+        self._slots = asyncio.Semaphore(concurrent_passes)
         self.passes = 0  # completed passes, for the probe and the benchmark
         self.failures = 0
 
@@ -70,40 +72,38 @@ class Reconciler:
         self.applier.observe(body, deleted=deleted)
 
     def forget(self, namespace: str, name: str) -> None:
-        with self._locks_guard:
-            self._locks.pop(f"{namespace}/{name}", None)
+        self._locks.pop(f"{namespace}/{name}", None)
         self.pruner.forget(namespace, name)
 
-    def _lock(self, key: str) -> threading.Lock:
-        with self._locks_guard:
-            return self._locks.setdefault(key, threading.Lock())
+    def _lock(self, key: str) -> asyncio.Lock:
+        return self._locks.setdefault(key, asyncio.Lock())
 
     # --- entry points -------------------------------------------------------------------------
 
-    def reconcile_by_name(self, namespace: str, name: str) -> Outcome | None:
+    async def reconcile_by_name(self, namespace: str, name: str) -> Outcome | None:
         """Reads the object (fresh, under its lock) and reconciles it; None if it is gone."""
-        with self._lock(f"{namespace}/{name}"):
-            body = self.client.get(API_VERSION, KIND, namespace, name)
+        async with self._lock(f"{namespace}/{name}"), self._slots:
+            body = await self.client.get(API_VERSION, KIND, namespace, name)
             if body is None:
                 self.forget(namespace, name)
                 return None
             try:
-                outcome = self._pass(body)
+                outcome = await self._pass(body)
             except Exception:
                 self.failures += 1
                 raise
             self.passes += 1
             return outcome
 
-    def reconcile(self, body: Obj) -> Outcome:
+    async def reconcile(self, body: Obj) -> Outcome:
         """Reconciles the object ``body`` names (re-read: kopf's copy may be stale)."""
         meta = body["metadata"]
-        outcome = self.reconcile_by_name(meta["namespace"], meta["name"])
+        outcome = await self.reconcile_by_name(meta["namespace"], meta["name"])
         return outcome or Outcome(phase=Phase.PENDING, ready=False)
 
     # --- one pass -----------------------------------------------------------------------------
 
-    def _pass(self, body: Obj) -> Outcome:
+    async def _pass(self, body: Obj) -> Outcome:
         meta = body["metadata"]
         phase_before = Phase((body.get("status") or {}).get("phase", Phase.PENDING))
         if meta.get("deletionTimestamp"):
@@ -115,24 +115,24 @@ class Reconciler:
             message = "; ".join(
                 f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()
             )
-            self.reporter.report_failure(body, "InvalidSpec", f"spec inválido: {message}")
+            await self.reporter.report_failure(body, "InvalidSpec", f"spec inválido: {message}")
             raise InvalidSpecError(message) from error
 
         if cr.spec.paused:
-            return Outcome(phase=Phase.PAUSED, ready=self.reporter.report_paused(body))
+            return Outcome(phase=Phase.PAUSED, ready=await self.reporter.report_paused(body))
 
-        wanted = plan(cr, self.client.served_optional_kinds())
+        wanted = plan(cr, await self.client.served_optional_kinds())
         for obj in wanted.skipped:  # its CRD is gone: apply it afresh once it is back
             self.applier.forget(obj)
-        applied = self.applier.apply_all(
+        applied = await self.applier.apply_all(
             wanted.objects, read_back={ref.key for ref in wanted.names.refs()}
         )
         if applied.namespace_terminating:
             logger.info("namespace %s is terminating; stopping", meta["namespace"])
             return Outcome(phase=phase_before, ready=False)
 
-        pruned = 0 if applied.errors else self.pruner.prune_if_due(body, wanted)
-        phase, ready = self.reporter.report(
+        pruned = 0 if applied.errors else await self.pruner.prune_if_due(body, wanted)
+        phase, ready = await self.reporter.report(
             body, cr, wanted, readiness(wanted, applied.live), applied.errors
         )
         if applied.errors:

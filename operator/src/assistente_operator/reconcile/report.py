@@ -83,7 +83,7 @@ class StatusReporter:
     def __init__(self, client: Client) -> None:
         self.client = client
 
-    def report(
+    async def report(
         self,
         body: Obj,
         cr: AssistenteDigital,
@@ -157,7 +157,7 @@ class StatusReporter:
                 for c in components
             ],
         }
-        self._write(body, status, new_status)
+        await self._write(body, status, new_status)
         return phase, ready
 
     def _monitoring_condition(
@@ -186,7 +186,7 @@ class StatusReporter:
             now=now,
         )
 
-    def report_paused(self, body: Obj) -> bool:
+    async def report_paused(self, body: Obj) -> bool:
         """Marks the resource Paused; returns whether it was Ready when paused."""
         status: Obj = dict(body.get("status") or {})
         conditions = set_condition(
@@ -203,10 +203,10 @@ class StatusReporter:
             "phase": Phase.PAUSED.value,
             "conditions": sorted(conditions, key=lambda c: c["type"]),
         }
-        self._write(body, status, new_status)
+        await self._write(body, status, new_status)
         return condition_status(conditions, "Ready") == "True"
 
-    def report_failure(self, body: Obj, reason: str, message: str) -> None:
+    async def report_failure(self, body: Obj, reason: str, message: str) -> None:
         """The resource cannot be reconciled as it is (e.g. an invalid spec)."""
         status: Obj = dict(body.get("status") or {})
         generation = int(body["metadata"].get("generation", 0))
@@ -228,32 +228,36 @@ class StatusReporter:
             "phase": Phase.FAILED.value,
             "conditions": sorted(conditions, key=lambda c: c["type"]),
         }
-        self._write(body, status, new_status)
+        await self._write(body, status, new_status)
 
-    def _write(self, body: Obj, old: Obj, new: Obj) -> None:
+    async def _write(self, body: Obj, old: Obj, new: Obj) -> None:
         if old != new:
             meta = body["metadata"]
-            self.client.patch_status(meta["namespace"], meta["name"], new)
-        self._announce_transitions(body, old, new)
+            await self.client.patch_status(meta["namespace"], meta["name"], new)
+        await self._announce_transitions(body, old, new)
 
-    def _announce_transitions(self, body: Obj, old: Obj, new: Obj) -> None:
+    async def _announce_transitions(self, body: Obj, old: Obj, new: Obj) -> None:
         """Kubernetes Events for the transitions people care about (not on every pass)."""
         old_conditions = list(old.get("conditions") or [])
         new_conditions = list(new.get("conditions") or [])
         if old.get("phase") != new.get("phase") and new.get("phase") == Phase.PAUSED.value:
-            self.client.post_event(body, "Normal", "Paused", "reconciliação pausada (spec.paused)")
+            await self.client.post_event(
+                body, "Normal", "Paused", "reconciliação pausada (spec.paused)"
+            )
         ready_before = condition_status(old_conditions, "Ready")
         ready_now = condition_status(new_conditions, "Ready")
         ready = next((c for c in new_conditions if c["type"] == "Ready"), None)
         if ready is not None and ready_before != ready_now:
             if ready_now == "True":
-                self.client.post_event(body, "Normal", "Ready", "o assistente está pronto")
+                await self.client.post_event(body, "Normal", "Ready", "o assistente está pronto")
             elif ready_before == "True":
-                self.client.post_event(body, "Warning", "NotReady", ready.get("message", ""))
+                await self.client.post_event(body, "Warning", "NotReady", ready.get("message", ""))
         degraded = next((c for c in new_conditions if c["type"] == "Degraded"), None)
         if (
             degraded is not None
             and degraded["status"] == "True"
             and condition_status(old_conditions, "Degraded") != "True"
         ):
-            self.client.post_event(body, "Warning", degraded["reason"], degraded.get("message", ""))
+            await self.client.post_event(
+                body, "Warning", degraded["reason"], degraded.get("message", "")
+            )
