@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Builds the local Kubernetes test bed (kube-apiserver, kube-controller-manager, kube-scheduler,
-# kubectl, etcd, kwok, kwokctl, kustomize) and actionlint from Go module sources, through the Go
-# module proxy only.
+# kubectl, etcd, kwok, kwokctl, kustomize), actionlint, and the Pulumi CLI and Kubernetes provider
+# from Go module sources, through the Go module proxy only.
 #
 # Each tool is built once into
 #   ${XDG_CACHE_HOME:-~/.cache}/assistente-digital/<tool>-<version>-<key>/bin/
 # where <key> hashes the wrapper module (go.mod + go.sum) and the Go version, so a rebuild only
 # happens when a pin changes. The wrapper modules live in tools/go/<tool>/ and are committed.
 #
-# Usage: hack/build-tools.sh [k8s|etcd|kwok|kustomize|actionlint|all]...   (default: all)
+# Usage: hack/build-tools.sh [k8s|etcd|kwok|kustomize|actionlint|pulumi|pulumi-kubernetes|all]...
+#        (default and `all`: the test bed and actionlint; the Pulumi tools are built on demand by
+#        the suites that need them, the provider alone takes ~10 min and ~4.3 GB of memory)
 #        hack/build-tools.sh --bin-dir TOOL   prints the cached bin directory of TOOL
 #        hack/build-tools.sh --regen k8s      regenerates tools/go/k8s/go.mod from the pin
 set -euo pipefail
@@ -32,6 +34,8 @@ tool_version() {
     kwok) echo "$KWOK_VERSION" ;;
     kustomize) echo "$KUSTOMIZE_VERSION" ;;
     actionlint) echo "$ACTIONLINT_VERSION" ;;
+    pulumi) echo "$PULUMI_VERSION" ;;
+    pulumi-kubernetes) echo "$PULUMI_KUBERNETES_VERSION" ;;
     *) log "unknown tool: $1"; exit 2 ;;
   esac
 }
@@ -39,7 +43,8 @@ tool_version() {
 tool_bin_dir() {
   local tool=$1 version key
   version=$(tool_version "$tool")
-  key=$( { cat "$repo/tools/go/$tool/go.mod" "$repo/tools/go/$tool/go.sum" 2>/dev/null; go env GOVERSION; } \
+  key=$( { cat "$repo/tools/go/$tool/go.mod" "$repo/tools/go/$tool/go.sum" 2>/dev/null
+    cat "$repo/tools/go/$tool/"*.go 2>/dev/null; go env GOVERSION; } \
     | sha256sum | cut -c1-12)
   echo "$cache_root/$tool-$version-$key/bin"
 }
@@ -81,8 +86,72 @@ regen_simple() {
   )
 }
 
+# The CLI's go.mod points sdk/v3 at a sibling directory and pins two modules with replace lines;
+# replace lines of a dependency are ignored, so the wrapper repeats them: sdk/v3 at the same
+# release, the clipboard fork, and the golang.org/x/text pin of the sdk's own go.mod.
+regen_pulumi() {
+  local dir=$repo/tools/go/pulumi sdk_mod text_pin
+  mkdir -p "$dir"
+  sdk_mod=$(go mod download -json "github.com/pulumi/pulumi/sdk/v3@$PULUMI_VERSION" \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')
+  text_pin=$(sed -n 's|^replace golang.org/x/text => golang.org/x/text \(v[^ ]*\)$|\1|p' "$sdk_mod")
+  rm -f "$dir/go.mod" "$dir/go.sum"
+  (
+    cd "$dir"
+    go mod init assistente-digital.invalid/tools/pulumi >/dev/null 2>&1
+    go mod edit "-replace=github.com/pulumi/pulumi/sdk/v3=github.com/pulumi/pulumi/sdk/v3@$PULUMI_VERSION" \
+      "-replace=github.com/atotto/clipboard=github.com/tgummerer/clipboard@v0.0.0-20241001131231-d02d263e614e" \
+      "-replace=golang.org/x/text=golang.org/x/text@$text_pin"
+    go get -tool "github.com/pulumi/pulumi/pkg/v3/cmd/pulumi@$PULUMI_VERSION"
+    go mod edit -go="$(sed -n 's/^go //p' "$sdk_mod")"
+  )
+}
+
+# The provider wrapper holds our own main.go (see its comment); its go.mod points the
+# provider's relative sdk/v4 replace at the published module of the same release.
+regen_pulumi_kubernetes() {
+  local dir=$repo/tools/go/pulumi-kubernetes
+  (
+    cd "$dir"
+    rm -f go.mod go.sum
+    go mod init assistente-digital.invalid/tools/pulumi-kubernetes >/dev/null 2>&1
+    go mod edit "-replace=github.com/pulumi/pulumi-kubernetes/sdk/v4=github.com/pulumi/pulumi-kubernetes/sdk/v4@v$PULUMI_KUBERNETES_VERSION"
+    go get "github.com/pulumi/pulumi-kubernetes/provider/v4@$PULUMI_KUBERNETES_MODULE_VERSION"
+    go mod tidy
+    go mod edit -go="$(go list -m -f '{{.GoVersion}}' github.com/pulumi/pulumi-kubernetes/provider/v4)"
+  )
+}
+
+# Upstream's build writes the schema (with its version set) and the Terraform mapping next to
+# the provider's main package; do the same for our wrapper's main, in a copy of the wrapper so
+# the checkout stays clean.
+compile_pulumi_kubernetes() {
+  local out=$1 module_dir build_dir
+  module_dir=$(go list -m -f '{{.Dir}}' github.com/pulumi/pulumi-kubernetes/provider/v4)
+  build_dir=$(mktemp -d)
+  cp go.mod go.sum main.go "$build_dir/"
+  python3 - "$module_dir/cmd/pulumi-resource-kubernetes" "$build_dir" "$PULUMI_KUBERNETES_VERSION" <<'PY'
+import json, pathlib, sys
+source, target, version = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2]), sys.argv[3]
+schema = json.loads((source / "schema.json").read_text())
+schema["version"] = version
+(target / "schema-embed.json").write_text(json.dumps(schema, separators=(",", ":")))
+mapping = json.loads((source / "terraform-mapping.json").read_text())
+(target / "terraform-mapping-embed.json").write_text(json.dumps(mapping, separators=(",", ":")))
+PY
+  (
+    cd "$build_dir"
+    go build -trimpath \
+      -ldflags "-s -w -X github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/version.Version=$PULUMI_KUBERNETES_VERSION" \
+      -o "$out/pulumi-resource-kubernetes" .
+  )
+  rm -rf "$build_dir"
+}
+
 regen() {
   case "$1" in
+    pulumi) regen_pulumi ;;
+    pulumi-kubernetes) regen_pulumi_kubernetes ;;
     k8s) regen_k8s ;;
     etcd) regen_simple etcd go.etcd.io/etcd/server/v3 "go.etcd.io/etcd/server/v3@$ETCD_VERSION" \
       "go.etcd.io/etcd/etcdctl/v3@$ETCD_VERSION" ;;
@@ -126,6 +195,12 @@ compile() {
     actionlint)
       go build -trimpath -ldflags "-s -w -X github.com/rhysd/actionlint.version=$ACTIONLINT_VERSION" \
         -o "$out/actionlint" github.com/rhysd/actionlint/cmd/actionlint ;;
+    pulumi)
+      # The Automation API refuses a CLI whose version it cannot read: stamp the release.
+      go build -trimpath \
+        -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$PULUMI_VERSION" \
+        -o "$out/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi ;;
+    pulumi-kubernetes) compile_pulumi_kubernetes "$out" ;;
   esac
 }
 
@@ -147,7 +222,11 @@ build() {
     return
   fi
   log "$tool $(tool_version "$tool"): building from Go module sources into $bin (first time only)"
-  [ "$tool" = k8s ] && log "  Kubernetes: about 7 minutes on 2 cores with a warm module download, more when cold"
+  case "$tool" in
+    k8s) log "  Kubernetes: about 7 minutes on 2 cores with a warm module download, more when cold" ;;
+    pulumi) log "  Pulumi CLI: about 6 minutes on 2 cores" ;;
+    pulumi-kubernetes) log "  Pulumi Kubernetes provider: about 10 minutes on 2 cores, ~4.3 GB of memory" ;;
+  esac
   start=$(date +%s)
   tmp="$bin.tmp.$$"
   rm -rf "$tmp"; mkdir -p "$tmp"
