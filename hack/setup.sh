@@ -2,7 +2,8 @@
 # Sets up everything the project needs on a fresh Debian machine, skipping what is already there:
 #   system packages (apt), uv, the project's virtual environment (.venv, from uv.lock),
 #   the Go-built test bed (hack/build-tools.sh) and Rasa's venv and model (hack/rasa-*.sh).
-# Usage: hack/setup.sh [system|python|tools|rasa|all]...   (default: all)
+# Usage: hack/setup.sh [system|python|tools|rasa|pulumi|all]...   (default: all but pulumi)
+#   pulumi: pulumi/.venv from pulumi/uv.lock (the cloud SDKs, ~450 MB; only its suites need it)
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -70,6 +71,15 @@ tools() {
   hack/build-tools.sh all
 }
 
+pulumi() {
+  local uv py
+  uv=$(uv_bin)
+  py=$(python311)
+  [ -x "$uv" ] || python
+  log "pulumi virtualenv: syncing pulumi/.venv from pulumi/uv.lock (cloud SDKs)"
+  "$uv" sync --frozen --project pulumi --python "$py" --quiet
+}
+
 rasa() {
   # Rasa's own venv (its pins clash with the app's), then the model, both cached by content hash.
   hack/rasa-setup.sh >/dev/null
@@ -80,7 +90,7 @@ steps=("$@")
 [ ${#steps[@]} -eq 0 ] || [ "${steps[0]}" = all ] && steps=(system python tools rasa)
 for step in "${steps[@]}"; do
   case "$step" in
-    system|python|tools|rasa) "$step" ;;
+    system|python|tools|rasa|pulumi) "$step" ;;
     *) log "unknown step: $step"; exit 2 ;;
   esac
 done
