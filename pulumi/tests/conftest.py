@@ -22,7 +22,7 @@ PULUMI_DIR = Path(__file__).resolve().parents[1]
 TEST_SECRETS: dict[str, Any] = {
     "postgresPassword": "senha-de-teste-0123456789",
     "redisPassword": "token-de-teste-0123456789",
-    "channelSecrets": {"web": {"JWT_SECRET": "jwt-de-teste-0123456789"}},
+    "datajudApiKey": "chave-datajud-de-teste",
 }
 KUBECONFIG = json.dumps({"apiVersion": "v1", "kind": "Config", "clusters": []})
 

@@ -106,7 +106,7 @@ def test_secrets_manager_holds_every_secret_the_resource_refers_to(aws_stack: Re
     assert set(secrets) == {
         "ad-tjxx-prod/tjxx-postgres",
         "ad-tjxx-prod/tjxx-redis",
-        "ad-tjxx-prod/tjxx-web",
+        "ad-tjxx-prod/tjxx-datajud",
     }
     assert all(secret["kmsKeyId"] == KMS_ARN for secret in secrets.values())
     for version in aws_stack.of_type("aws:secretsmanager/secretVersion:SecretVersion"):

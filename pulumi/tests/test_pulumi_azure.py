@@ -68,7 +68,7 @@ def test_key_vault_is_private_and_holds_the_resource_secrets(azure_stack: Record
         r.inputs["secretName"]: r.inputs
         for r in azure_stack.of_type("azure-native:keyvault:Secret")
     }
-    assert set(secrets) == {"tjxx-postgres", "tjxx-redis", "tjxx-web"}
+    assert set(secrets) == {"tjxx-postgres", "tjxx-redis", "tjxx-datajud"}
     for secret in secrets.values():
         properties = secret["properties"]
         # The serialiser marks the whole object secret when one of its values is.

@@ -11,14 +11,16 @@ from assistente_pulumi import config as stack_config
 from conftest import (
     PULUMI_DIR,
     TEST_SECRETS,
+    Deploy,
     example_config,
     is_secure_tree,
     run_failing_program,
+    secret_data,
     secure_keys,
 )
 
 STACKS = ("aws", "azure", "gcp", "onprem")
-ONPREM_SECRETS = {"channelSecrets": TEST_SECRETS["channelSecrets"]}
+ONPREM_SECRETS = {"datajudApiKey": TEST_SECRETS["datajudApiKey"]}
 
 
 def with_values(stack: str, **changes: Any) -> dict[str, Any]:
@@ -81,13 +83,13 @@ def test_missing_redis_token_on_aws_is_refused() -> None:
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_missing_channel_secret_is_refused(stack: str) -> None:
-    secrets = {key: value for key, value in TEST_SECRETS.items() if key != "channelSecrets"}
+def test_missing_datajud_key_is_refused(stack: str) -> None:
+    secrets = {key: value for key, value in TEST_SECRETS.items() if key != "datajudApiKey"}
     if stack == "onprem":
         secrets = {}
     message = run_failing_program(stack, example_config(stack), secrets=secrets)
     assert (
-        "channelSecrets.web: o canal web está habilitado e precisa do seu Secret tjxx-web"
+        "datajudApiKey: o recurso lê a chave da API pública do DataJud do Secret tjxx-datajud"
         in message
     )
 
@@ -100,11 +102,23 @@ def test_an_enabled_channel_needs_its_secret_too() -> None:
         },
     )
     message = run_failing_program("onprem", config, secrets=ONPREM_SECRETS)
-    assert "channelSecrets.telegram" in message
+    assert "channelSecrets.telegram: o canal telegram está habilitado" in message
+
+
+def test_an_enabled_channel_gets_its_secret(deploy: Deploy) -> None:
+    config = with_values(
+        "onprem",
+        assistantSpec={
+            "channels": {"telegram": {"enabled": True, "secretRef": {"name": "tjxx-telegram"}}}
+        },
+    )
+    telegram = {"BOT_TOKEN": "token-de-teste", "WEBHOOK_SECRET": "segredo-de-teste"}
+    secrets = {**ONPREM_SECRETS, "channelSecrets": {"telegram": telegram}}
+    assert secret_data(deploy("onprem", config, secrets=secrets), "tjxx-telegram") == telegram
 
 
 def test_secret_in_clear_is_refused() -> None:
-    plaintext = {"channelSecrets": {"web": {"JWT_SECRET": "em-claro-0123456789"}}}
+    plaintext = {"channelSecrets": {"telegram": {"BOT_TOKEN": "em-claro-0123456789"}}}
     message = run_failing_program(
         "onprem", example_config("onprem"), secrets={}, plaintext=plaintext
     )
@@ -169,7 +183,7 @@ def test_example_stacks_hold_secrets_only_as_secure_values(stack: str) -> None:
     for key in stack_config.SECRET_KEYS:
         value = document["config"].get(f"assistente-digital:{key}")
         assert value is None or is_secure_tree(value), f"{key} in clear in Pulumi.{stack}.yaml"
-    expected = {"channelSecrets"} | ({"postgresPassword"} if stack != "onprem" else set())
+    expected = {"datajudApiKey"} | ({"postgresPassword"} if stack != "onprem" else set())
     expected |= {"redisPassword"} if stack == "aws" else set()
     assert set(secure_keys(stack)) == expected
     assert "encryptionsalt" in document

@@ -69,7 +69,7 @@ def test_secret_manager_holds_the_resource_secrets(gcp_stack: Recorder) -> None:
     assert secrets == {
         "ad-tjxx-prod-tjxx-postgres",
         "ad-tjxx-prod-tjxx-redis",
-        "ad-tjxx-prod-tjxx-web",
+        "ad-tjxx-prod-tjxx-datajud",
     }
     for version in gcp_stack.of_type("gcp:secretmanager/secretVersion:SecretVersion"):
         assert is_secret(version.inputs["secretData"])

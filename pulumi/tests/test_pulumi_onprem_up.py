@@ -160,7 +160,9 @@ def test_onprem_up_update_and_destroy(
     secret = get(kube_cluster, "secret", "tjxx-postgres", "-n", NAMESPACE)
     assert secret is not None
     assert set(secret["data"]) == {"uri", "ro-uri", "host", "port", "dbname", "user", "password"}
-    assert get(kube_cluster, "secret", "tjxx-web", "-n", NAMESPACE) is not None
+    datajud = get(kube_cluster, "secret", "tjxx-datajud", "-n", NAMESPACE)
+    assert datajud is not None
+    assert set(datajud["data"]) == {"apiKey"}
     hpa = get(kube_cluster, "hpa", "tjxx-api", "-n", NAMESPACE)
     assert hpa is not None
     assert hpa["spec"]["maxReplicas"] == 12  # from Pulumi.onprem.yaml's assistantSpec

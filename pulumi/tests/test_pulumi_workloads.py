@@ -18,7 +18,7 @@ from conftest import (
 
 REPO = PULUMI_DIR.parent
 OPERATOR_CONFIG = REPO / "operator" / "config"
-ONPREM_SECRETS = {"channelSecrets": TEST_SECRETS["channelSecrets"]}
+ONPREM_SECRETS = {"datajudApiKey": TEST_SECRETS["datajudApiKey"]}
 
 
 def secrets_for(stack: str) -> dict[str, Any]:
@@ -81,7 +81,7 @@ def test_managed_clouds_point_the_resource_at_their_databases(deploy: Deploy, st
     )
     redis = secret_data(recorder, "tjxx-redis")
     assert redis["url"].startswith("rediss://:"), "Redis must be reached over TLS"
-    assert secret_data(recorder, "tjxx-web") == {"JWT_SECRET": "jwt-de-teste-0123456789"}
+    assert secret_data(recorder, "tjxx-datajud") == {"apiKey": "chave-datajud-de-teste"}
 
 
 @pytest.mark.parametrize("stack", ["aws", "azure", "gcp", "onprem"])
@@ -103,7 +103,7 @@ def test_onprem_runs_postgres_and_redis_in_the_cluster(deploy: Deploy) -> None:
     assert spec["postgres"]["cloudnativepg"]["instances"] == 3  # a primary and two replicas
     assert spec["redis"]["mode"] == "inCluster"
     assert spec["redis"]["inCluster"]["replicas"] == 3
-    assert names(recorder.kubernetes("Secret")) == {"tjxx-web"}
+    assert names(recorder.kubernetes("Secret")) == {"tjxx-datajud"}
     (provider,) = recorder.of_type("pulumi:providers:kubernetes")
     assert provider.inputs["kubeconfig"] == "/etc/assistente/kubeconfig"
 
@@ -152,7 +152,7 @@ def test_argocd_mode_installs_the_root_application_instead(deploy: Deploy, stack
     assert recorder.kubernetes("Deployment") == []
     assert recorder.kubernetes("AssistenteDigital") == []
     assert recorder.kubernetes("CustomResourceDefinition") == []
-    assert "tjxx-web" in names(recorder.kubernetes("Secret"))
+    assert "tjxx-datajud" in names(recorder.kubernetes("Secret"))
     assert names(recorder.kubernetes("Namespace")) == {"assistente-digital"}
 
 

@@ -204,7 +204,8 @@ class LocalCluster:
         if self.postgres is not None:
             values["externalPostgres"] = dict(self.postgres)
         values["postgresPassword"] = self.postgres_password or secrets.token_urlsafe(24)
-        values["channelSecrets"] = {"web": {"JWT_SECRET": secrets.token_urlsafe(32)}}
+        # The local cluster never calls DataJud; the Secret only has to exist.
+        values["datajudApiKey"] = secrets.token_urlsafe(24)
         return values
 
     def stack(self, tools: Tools, name: str = "onprem") -> auto.Stack:

@@ -26,7 +26,7 @@ InstallMode = Literal["operator", "argocd"]
 DnsLabel = Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=20)]
 
 # Keys whose values must be Pulumi secrets (`pulumi config set --secret`).
-SECRET_KEYS: Final = ("postgresPassword", "redisPassword", "channelSecrets")
+SECRET_KEYS: Final = ("postgresPassword", "redisPassword", "datajudApiKey", "channelSecrets")
 
 
 class ConfigError(pulumi.RunError):
@@ -166,8 +166,10 @@ class StackConfig(ConfigModel):
     ready_timeout_minutes: int = Field(default=20, ge=1, le=120)
     postgres_password: SecretStr | None = None
     redis_password: SecretStr | None = None
+    datajud_api_key: SecretStr | None = None
+    """The CNJ's public DataJud API key, for the Secret the resource's actions.datajud names."""
     channel_secrets: dict[str, dict[str, SecretStr]] = {}
-    """Per channel, the keys of its Secret (web: JWT_SECRET; telegram: BOT_TOKEN, ...)."""
+    """Per channel with credentials, the keys of its Secret (telegram: BOT_TOKEN, ...)."""
 
     @property
     def name_prefix(self) -> str:
@@ -213,6 +215,7 @@ _SCALAR_KEYS: Final = (
     "readyTimeoutMinutes",
     "postgresPassword",
     "redisPassword",
+    "datajudApiKey",
 )
 
 

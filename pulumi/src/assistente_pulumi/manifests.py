@@ -186,6 +186,11 @@ class SecretRefs:
     postgres: str | None
     redis: str | None
     channels: dict[str, str]
+    """Channels with credentials (WhatsApp, Telegram, voice) that are enabled."""
+    datajud: tuple[str, str] | None = None
+    """(Secret, key) of the DataJud API key the action server reads."""
+    unsupported: tuple[str, ...] = ()
+    """References this stack cannot fill (e.g. backup credentials): the court creates them."""
 
 
 def secret_refs(assistant: AssistenteDigital) -> SecretRefs:
@@ -200,12 +205,31 @@ def secret_refs(assistant: AssistenteDigital) -> SecretRefs:
         if spec.redis.mode == StoreMode.EXTERNAL and spec.redis.external
         else None
     )
-    channels = {
-        channel: settings.secret_ref.name
-        for channel in CHANNELS
-        if (settings := getattr(spec.channels, channel)).enabled and settings.secret_ref
-    }
-    return SecretRefs(postgres=postgres, redis=redis, channels=channels)
+    channels: dict[str, str] = {}
+    for channel in CHANNELS:
+        settings = getattr(spec.channels, channel)
+        # Client channels (web, mobile) speak the web contract and carry no credentials.
+        secret_ref = getattr(settings, "secret_ref", None)
+        if settings.enabled and secret_ref is not None:
+            channels[channel] = secret_ref.name
+    datajud = spec.actions.datajud
+    backup = spec.postgres.cloudnativepg.backup
+    unsupported = (
+        (backup.credentials_secret_ref.name,)
+        if spec.postgres.mode == PostgresMode.CLOUDNATIVEPG
+        and backup.enabled
+        and backup.credentials_secret_ref
+        else ()
+    )
+    return SecretRefs(
+        postgres=postgres,
+        redis=redis,
+        channels=channels,
+        datajud=(datajud.api_key_secret_ref.name, datajud.api_key_secret_ref.key)
+        if datajud
+        else None,
+        unsupported=unsupported,
+    )
 
 
 def check_secrets(config: StackConfig, refs: SecretRefs) -> None:
@@ -216,7 +240,7 @@ def check_secrets(config: StackConfig, refs: SecretRefs) -> None:
             problems.append(
                 f"channelSecrets.{channel}: o canal {channel} está habilitado e precisa do seu "
                 f"Secret {refs.channels[channel]} (ex.: pulumi config set --secret --path "
-                f"'channelSecrets.{channel}.JWT_SECRET' ...)"
+                f"'channelSecrets.{channel}.<CHAVE>' ...)"
             )
     unused = sorted(set(config.channel_secrets) - set(refs.channels))
     if unused:
@@ -229,6 +253,11 @@ def check_secrets(config: StackConfig, refs: SecretRefs) -> None:
             )
         if config.postgres_password is None:
             problems.append("postgresPassword: obrigatório com postgres.mode external")
+    if refs.datajud is not None and config.datajud_api_key is None:
+        problems.append(
+            f"datajudApiKey: o recurso lê a chave da API pública do DataJud do Secret "
+            f"{refs.datajud[0]}; defina-a com pulumi config set --secret datajudApiKey ..."
+        )
     if config.cloud == "onprem" and refs.redis is not None:
         problems.append(
             "assistantSpec: redis.mode external não é suportado em onprem (use o Redis do cluster)"

@@ -105,6 +105,10 @@ def secret_specs(stack: Plan, platform: Platform) -> list[SecretSpec]:
                 },
             )
         )
+    if stack.refs.datajud is not None and stack.config.datajud_api_key is not None:
+        name, key = stack.refs.datajud
+        value = stack.config.datajud_api_key.get_secret_value()
+        specs.append(SecretSpec(name, {key: pulumi.Output.secret(value)}))
     for channel, secret_name in sorted(stack.refs.channels.items()):
         values = stack.config.channel_secrets[channel]
         specs.append(
@@ -162,5 +166,8 @@ def main() -> None:
     pulumi.export("namespace", stack.namespace)
     pulumi.export("assistant", stack.assistant["metadata"]["name"])
     pulumi.export("secrets", sorted(secret.name for secret in secrets))
+    if stack.refs.unsupported:
+        # Named in the outputs so nobody wonders why the resource waits for them.
+        pulumi.export("secretsToCreateByHand", list(stack.refs.unsupported))
     if workloads.assistant is not None:
         pulumi.export("assistantUrn", workloads.assistant.urn)
