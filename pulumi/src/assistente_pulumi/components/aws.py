@@ -14,7 +14,6 @@ import pulumi_aws as aws
 from assistente_pulumi.components.platform import (
     POOL_LABEL,
     ManagedPlatform,
-    PostgresEndpoint,
     RedisEndpoint,
     json_secret,
     plan_subnets,
@@ -286,8 +285,6 @@ class AwsPlatform(ManagedPlatform):
 
     def _postgres(self, name: str) -> None:
         settings = self._config.postgres
-        password = self._config.postgres_password
-        assert password is not None  # checked by the config
         subnets = aws.rds.SubnetGroup(
             f"{name}-pg",
             subnet_ids=[subnet.id for subnet in self.private_subnets],
@@ -317,7 +314,7 @@ class AwsPlatform(ManagedPlatform):
             multi_az=True,
             db_name=settings.database,
             username=settings.user,
-            password=pulumi.Output.secret(password.get_secret_value()),
+            password=self._admin_password(),
             db_subnet_group_name=subnets.name,
             vpc_security_group_ids=[security.id],
             parameter_group_name=parameters.name,
@@ -354,13 +351,8 @@ class AwsPlatform(ManagedPlatform):
             )
             for index in range(settings.read_replicas)
         ]
-        self._postgres_endpoint = PostgresEndpoint(
-            host=self.database.address,
-            read_host=self.read_replicas[0].address,
-            port=5432,
-            dbname=settings.database,
-            user=settings.user,
-            password=pulumi.Output.secret(password.get_secret_value()),
+        self._postgres_endpoint = self._postgres_at(
+            self.database.address, self.read_replicas[0].address
         )
 
     # --- ElastiCache Redis ------------------------------------------------------------------

@@ -14,7 +14,6 @@ import pulumi_azure_native as azure
 from assistente_pulumi.components.platform import (
     POOL_LABEL,
     ManagedPlatform,
-    PostgresEndpoint,
     RedisEndpoint,
     json_secret,
     plan_subnets,
@@ -276,8 +275,6 @@ class AzurePlatform(ManagedPlatform):
 
     def _postgres(self, name: str) -> None:
         settings = self._config.postgres
-        password = self._config.postgres_password
-        assert password is not None  # checked by the config
         zone = self._private_zone(
             f"{name}-pg", f"{self._prefix}.private.postgres.database.azure.com"
         )
@@ -294,7 +291,7 @@ class AzurePlatform(ManagedPlatform):
             location=self._region,
             version=settings.version,
             administrator_login=settings.user,
-            administrator_login_password=pulumi.Output.secret(password.get_secret_value()),
+            administrator_login_password=self._admin_password(),
             sku=sku,
             storage={"storage_size_gb": settings.storage_gb, "auto_grow": "Enabled"},
             backup={
@@ -333,13 +330,9 @@ class AzurePlatform(ManagedPlatform):
             )
             for index in range(settings.read_replicas)
         ]
-        self._postgres_endpoint = PostgresEndpoint(
-            host=self.database.fully_qualified_domain_name.apply(str),
-            read_host=self.read_replicas[0].fully_qualified_domain_name.apply(str),
-            port=5432,
-            dbname=settings.database,
-            user=settings.user,
-            password=pulumi.Output.secret(password.get_secret_value()),
+        self._postgres_endpoint = self._postgres_at(
+            self.database.fully_qualified_domain_name.apply(str),
+            self.read_replicas[0].fully_qualified_domain_name.apply(str),
         )
 
     # --- Azure Cache for Redis --------------------------------------------------------------

@@ -16,7 +16,6 @@ import pulumi_gcp as gcp
 from assistente_pulumi.components.platform import (
     POOL_LABEL,
     ManagedPlatform,
-    PostgresEndpoint,
     RedisEndpoint,
     json_secret,
     plan_subnets,
@@ -252,8 +251,6 @@ class GcpPlatform(ManagedPlatform):
 
     def _postgres(self, name: str) -> None:
         settings = self._config.postgres
-        password = self._config.postgres_password
-        assert password is not None  # checked by the config
         ip_configuration = {
             "ipv4_enabled": False,
             "private_network": self.network.id,
@@ -296,7 +293,7 @@ class GcpPlatform(ManagedPlatform):
             f"{name}-pg-user",
             name=settings.user,
             instance=self.database.name,
-            password=pulumi.Output.secret(password.get_secret_value()),
+            password=self._admin_password(),
             opts=self._opts,
         )
         self.read_replicas = [
@@ -321,13 +318,8 @@ class GcpPlatform(ManagedPlatform):
             )
             for index in range(settings.read_replicas)
         ]
-        self._postgres_endpoint = PostgresEndpoint(
-            host=self.database.private_ip_address,
-            read_host=self.read_replicas[0].private_ip_address,
-            port=5432,
-            dbname=settings.database,
-            user=settings.user,
-            password=pulumi.Output.secret(password.get_secret_value()),
+        self._postgres_endpoint = self._postgres_at(
+            self.database.private_ip_address, self.read_replicas[0].private_ip_address
         )
 
     # --- Memorystore for Redis ---------------------------------------------------------------

@@ -107,6 +107,25 @@ class ManagedPlatform(pulumi.ComponentResource):
         self._prefix = config.name_prefix
         self._tags = config.all_tags
 
+    def _admin_password(self) -> pulumi.Output[str]:
+        password = self._config.postgres_password
+        assert password is not None  # required on the clouds by the config
+        return pulumi.Output.secret(password.get_secret_value())
+
+    def _postgres_at(
+        self, host: pulumi.Output[str], read_host: pulumi.Output[str]
+    ) -> PostgresEndpoint:
+        """The endpoint of the managed server: writes to ``host``, reads to ``read_host``."""
+        settings = self._config.postgres
+        return PostgresEndpoint(
+            host=host,
+            read_host=read_host,
+            port=5432,
+            dbname=settings.database,
+            user=settings.user,
+            password=self._admin_password(),
+        )
+
     def _connect(self, name: str) -> None:
         self._k8s = k8s.Provider(
             f"{name}-k8s", kubeconfig=self.kubeconfig, opts=pulumi.ResourceOptions(parent=self)
