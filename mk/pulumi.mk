@@ -27,7 +27,7 @@ pulumi-test: pulumi-setup ## pulumi: mypy, mock tests of the four stacks, real o
 pulumi-test-unit: pulumi-setup ## pulumi: mock tests only (no cluster, no Go build)
 	@$(PULUMI_ENV) $(PULUMI_VENV)/bin/pytest pulumi/tests -q -m "not cluster"
 
-pulumi-typecheck: pulumi-setup ## pulumi: mypy --strict with the cloud SDKs' types
+pulumi-typecheck: pulumi-setup ## pulumi: mypy --strict on pulumi/ (the cloud SDKs' classes count as Any)
 	@cd pulumi && .venv/bin/mypy src tests
 
 pulumi-preview: pulumi-setup ## pulumi: preview STACK (default onprem, on the local cluster)
