@@ -19,7 +19,7 @@ from types import TracebackType
 import yaml
 
 from assistente_testbed.paths import read_versions, state_dir
-from assistente_testbed.process import ServiceError, wait_until
+from assistente_testbed.process import ServiceError, free_port, wait_until
 from assistente_testbed.tools import cached_bin_dir, ensure_tools
 
 # The CRDs of third-party projects our manifests refer to, read from the Go module cache of each
@@ -171,6 +171,15 @@ class KubeCluster:
                 "kwokControllerBinary": str(binaries["kwok"] / "kwok"),
                 "cacheDir": str(self.workdir / "cache"),
                 "disableQPSLimits": True,
+                # kwokctl hands out ports counting down from 32767, the same ones in every
+                # checkout: clusters created at the same moment then fight over them. Ports the
+                # kernel picks at random do not collide that way.
+                "kubeApiserverPort": free_port(),
+                "etcdPort": free_port(),
+                "etcdPeerPort": free_port(),
+                "kubeControllerManagerPort": free_port(),
+                "kubeSchedulerPort": free_port(),
+                "kwokControllerPort": free_port(),
             },
         }
         path = self.workdir / "kwokctl.yaml"
