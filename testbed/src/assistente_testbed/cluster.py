@@ -350,11 +350,18 @@ class KubeCluster:
         for path in paths:
             args += ["-f", path]
         self.kubectl(*args)
-        self.kubectl(
-            "wait",
-            "--for=condition=Established",
-            "--timeout=60s",
-            *[a for p in paths for a in ("-f", p)],
+        # `kubectl wait` fails at once while a new CRD has no status yet: poll it instead.
+        file_args = [a for p in paths for a in ("-f", p)]
+        wait_until(
+            lambda: (
+                self.kubectl(
+                    "wait", "--for=condition=Established", "--timeout=10s", *file_args, check=False
+                ).returncode
+                == 0
+            ),
+            timeout=90,
+            what="the third-party CRDs Established",
+            interval=0.5,
         )
 
     def apply(self, manifests: str | Sequence[dict[str, object]]) -> None:

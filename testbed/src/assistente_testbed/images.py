@@ -24,10 +24,12 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from assistente_testbed.paths import cache_root, read_versions, repo_root
 from assistente_testbed.process import ServiceError
@@ -48,7 +50,9 @@ def images_dir() -> Path:
 
 
 def _log(message: str) -> None:
-    print(f"[images] {message}", file=sys.stderr, flush=True)
+    # Straight to the terminal: builds also run in the background of a test session, whose
+    # captured output would hide a build of several minutes.
+    print(f"[images] {message}", file=sys.__stderr__ or sys.stderr, flush=True)
 
 
 def _sha256(*parts: bytes) -> str:
@@ -317,24 +321,59 @@ class Buildah:
     def remove(self) -> None:
         self.run("rm", "--all", check=False)
         self.run("rmi", "--all", "--force", check=False)
-        with contextlib.suppress(subprocess.CalledProcessError):
-            subprocess.run(["umount", "-R", str(self.root)], capture_output=True, check=False)
+        # containers/storage bind-mounts its overlay directory onto itself; unmount whatever is
+        # left under the storage, deepest first, before deleting it.
+        prefix = str(self.root.parent) + "/"
+        mounts = [
+            line.split()[4]
+            for line in Path("/proc/self/mountinfo").read_text().splitlines()
+            if line.split()[4].startswith(prefix)
+        ]
+        for mountpoint in sorted(mounts, key=len, reverse=True):
+            subprocess.run(["umount", "-l", mountpoint], capture_output=True, check=False)
         shutil.rmtree(self.root.parent, ignore_errors=True)
 
 
+class _Builds:
+    """The build commands running now, so a cancelled build stops at once."""
+
+    lock = threading.Lock()
+    running: ClassVar[set[subprocess.Popen[str]]] = set()
+    cancelled = threading.Event()
+
+
 def _run(argv: Sequence[str], *, what: str, check: bool = True, timeout: float = 1800) -> str:
-    result = subprocess.run(
+    if _Builds.cancelled.is_set():
+        raise ServiceError(f"{what}: cancelled")
+    process = subprocess.Popen(
         ["nice", "-n", "10", *argv],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
-        check=False,
+        text=True,
     )
-    if check and result.returncode != 0:
-        tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-40:])
-        raise ServiceError(f"{what} failed ({result.returncode}):\n{tail}")
-    return result.stdout
+    with _Builds.lock:
+        _Builds.running.add(process)
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    finally:
+        with _Builds.lock:
+            _Builds.running.discard(process)
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    if check and process.returncode != 0:
+        tail = "\n".join((stdout + stderr).strip().splitlines()[-40:])
+        raise ServiceError(f"{what} failed ({process.returncode}):\n{tail}")
+    return stdout
+
+
+def cancel_builds() -> None:
+    """Stops the running build step; the build then cleans up its storage and gives up."""
+    _Builds.cancelled.set()
+    with _Builds.lock:
+        for process in _Builds.running:
+            process.terminate()
 
 
 # --- the catalogue ------------------------------------------------------------------------------
@@ -489,6 +528,40 @@ class ImageCache:
         self.built.append((image.name, elapsed))
         size = image.archive.stat().st_size / 2**20
         _log(f"{image.name}: built in {elapsed:.0f}s ({size:.0f} MiB)")
+
+
+class BackgroundBuild:
+    """`ensure_images` in a thread, started early so the builds overlap other work (the test
+    session starts it once it knows a real-node test will run)."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        self.names = tuple(names)
+        self._result: dict[str, BuiltImage] | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="image-build", daemon=True)
+
+    def start(self) -> BackgroundBuild:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        try:
+            self._result = ensure_images(self.names)
+        except BaseException as error:  # re-raised in result()
+            self._error = error
+
+    def cancel(self) -> None:
+        """Stops a build still running (end of a test session that did not need it)."""
+        if self._thread.is_alive():
+            cancel_builds()
+            self._thread.join()
+
+    def result(self) -> dict[str, BuiltImage]:
+        self._thread.join()
+        if self._error is not None:
+            raise ServiceError(f"building the images failed: {self._error}") from self._error
+        assert self._result is not None
+        return self._result
 
 
 def ensure_images(names: Sequence[str]) -> dict[str, BuiltImage]:

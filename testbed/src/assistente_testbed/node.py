@@ -34,7 +34,7 @@ import yaml
 
 from assistente_testbed.netns import create_netns, delete_netns, ip_in, netns_path
 from assistente_testbed.pki import issue_client_cert, write_kubeconfig
-from assistente_testbed.process import ManagedProcess, ServiceError, wait_until
+from assistente_testbed.process import ManagedProcess, ServiceError, free_port, wait_until
 from assistente_testbed.tools import cached_bin_dir
 
 NODE_NAME = "assistente-node"
@@ -183,6 +183,32 @@ class RealNode:
             what="the node's relay",
             log_path=self.logs / "relay.log",
         )
+
+    def _relay(self, name: str, forward: str) -> None:
+        ready = self.dir / f"{name}.ready"
+        ready.unlink(missing_ok=True)
+        argv = [
+            sys.executable, "-m", "assistente_testbed.netns",
+            "--forward", forward, "--ready-file", str(ready),
+        ]  # fmt: skip
+        self._spawn(name, argv, in_node=False)
+        wait_until(ready.exists, timeout=30, what=name, log_path=self.logs / f"{name}.log")
+
+    def publish_host_port(self, host_port: int, node_port: int) -> str:
+        """A service on the host's 127.0.0.1:`host_port`, reachable from pods at the node's
+        address (returned) and `node_port`. Nothing listens on the host for it."""
+        self._relay(
+            f"relay-host-{host_port}",
+            f"{self.netns}:{self.network.node_ip}:{node_port}=host:127.0.0.1:{host_port}",
+        )
+        return self.network.node_ip
+
+    def open_to_host(self, address: str, port: int) -> int:
+        """An address inside the node (a ClusterIP, a pod) reachable from the host at
+        127.0.0.1 and the returned port."""
+        local = free_port()
+        self._relay(f"relay-node-{local}", f"host:127.0.0.1:{local}={self.netns}:{address}:{port}")
+        return local
 
     def egress_config(self) -> Path:
         """kube-apiserver --egress-selector-config-file: cluster traffic goes through our relay."""
@@ -454,6 +480,14 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
         kube_proxy = cached_bin_dir("k8s-node") / "kube-proxy"
         self._spawn("kube-proxy", [str(kube_proxy), f"--config={config_path}"])
 
+    def pod_rss_mib(self, pod_uid: str) -> float | None:
+        """Resident memory of a pod's containers (cgroup v1 memory.stat `total_rss`)."""
+        root = CGROUP_V1 / "memory" / self.cgroup.lstrip("/") / "kubepods"
+        for path in root.rglob(f"pod{pod_uid}"):
+            stat = dict(line.split() for line in (path / "memory.stat").read_text().splitlines())
+            return round(int(stat["total_rss"]) / 2**20, 1)
+        return None
+
     def check_alive(self) -> None:
         for name in ("holder", "containerd", "kubelet", "kube-proxy", "relay"):
             self._check_alive(name)
@@ -483,8 +517,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
 
     def stop(self) -> None:
         """Stops every process of the node and removes what it made on the host."""
-        for name in (*PROCESSES, "relay"):
-            path = self._pid_file(name)
+        pid_files = [self._pid_file(name) for name in PROCESSES]
+        pid_files += sorted(self.dir.glob("relay*.pid"))
+        for path in pid_files:
             if path.exists():
                 with contextlib.suppress(ProcessLookupError, ValueError, PermissionError):
                     os.killpg(int(path.read_text()), signal.SIGKILL)
