@@ -5,8 +5,12 @@
 # RASA_SDK_BASE: the local test bed passes a base with rasa-sdk installed from PyPI on Debian's
 # python3 (no registry is reachable there); the published build keeps this one.
 ARG RASA_SDK_BASE=rasa/rasa-sdk:3.6.2
+# The stage that installs the actions' dependencies. Some of the pins have no wheel for every
+# Python (multidict 5.2 on 3.11), so a local build passes a base with a C compiler here; the
+# runtime stage only gets the installed result.
+ARG RASA_SDK_BUILD_BASE=${RASA_SDK_BASE}
 
-FROM ${RASA_SDK_BASE} AS deps
+FROM ${RASA_SDK_BUILD_BASE} AS deps
 COPY rasa/actions-requirements.txt /tmp/actions-requirements.txt
 RUN pip install --no-cache-dir --target /tmp/deps -r /tmp/actions-requirements.txt
 

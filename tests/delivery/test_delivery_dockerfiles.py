@@ -76,8 +76,13 @@ def _global_args(path: Path) -> dict[str, str]:
             break
         if keyword == "ARG":
             name, _, default = rest.partition("=")
-            args[name.strip()] = default.strip()
+            args[name.strip()] = _expand(default.strip(), args)
     return args
+
+
+def _expand(text: str, args: dict[str, str]) -> str:
+    """`${ARG}` and `$ARG` replaced by the defaults declared so far."""
+    return re.sub(r"\$\{?(\w+)\}?", lambda m: args.get(m.group(1), m.group(0)), text)
 
 
 def _stages(path: Path) -> list[Stage]:
@@ -88,10 +93,7 @@ def _stages(path: Path) -> list[Stage]:
         if keyword == "FROM":
             words = [w for w in rest.split() if not w.startswith("--")]
             name = words[2] if len(words) >= 3 and words[1].upper() == "AS" else None
-            base = re.sub(
-                r"\$\{?(\w+)\}?", lambda m: defaults.get(m.group(1), m.group(0)), words[0]
-            )
-            stages.append(Stage(base, name))
+            stages.append(Stage(_expand(words[0], defaults), name))
         elif stages:
             stages[-1].instructions.append((keyword, rest))
     return stages

@@ -216,6 +216,38 @@ class PythonEnvImage:
 
 
 @dataclass(frozen=True)
+class AptImage:
+    """A base with more Debian packages (apt-get from Debian's archive), e.g. a compiler for a
+    build stage."""
+
+    name: str
+    base: str
+    packages: tuple[str, ...]
+
+    def bases(self) -> tuple[str, ...]:
+        return (self.base,)
+
+    def inputs(self, bases: Mapping[str, BuiltImage]) -> list[bytes]:
+        return [json.dumps(self.packages).encode(), bases[self.base].digest.encode()]
+
+    def build(self, buildah: Buildah, ref: str, bases: Mapping[str, BuiltImage]) -> None:
+        container = buildah.run("from", "--pull=never", bases[self.base].ref).strip()
+        try:
+            install = (
+                "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "
+                f"--no-install-recommends {' '.join(self.packages)} >/dev/null"
+                " && rm -rf /var/lib/apt/lists/*"
+            )
+            buildah.run(
+                "run", "--network=host", "--isolation=chroot", "--user=0:0", *_trust_mounts(),
+                container, "--", "sh", "-c", install,
+            )  # fmt: skip
+            buildah.run("commit", "--format=docker", container, ref)
+        finally:
+            buildah.run("rm", container, check=False)
+
+
+@dataclass(frozen=True)
 class DockerfileImage:
     """One of the project's own images, from its Dockerfile, with local bases as build args."""
 
@@ -250,7 +282,7 @@ class DockerfileImage:
         )  # fmt: skip
 
 
-Recipe = DebianRootfs | ScratchImage | PythonEnvImage | DockerfileImage
+Recipe = DebianRootfs | ScratchImage | PythonEnvImage | AptImage | DockerfileImage
 
 
 def _trust_mounts() -> list[str]:
@@ -424,6 +456,7 @@ def recipes() -> dict[str, Recipe]:
             ),
             {"requirements.lock": lock},
         ),
+        AptImage("rasa-sdk-build-base", "rasa-sdk-base", ("gcc", "libc6-dev", "python3-dev")),
         # --- the project's images
         DockerfileImage(
             "api", root / "app" / "Dockerfile", root, "api", {"PYTHON_BASE": "python-base"}
@@ -446,7 +479,7 @@ def recipes() -> dict[str, Recipe]:
             root / "rasa" / "actions.Dockerfile",
             root,
             None,
-            {"RASA_SDK_BASE": "rasa-sdk-base"},
+            {"RASA_SDK_BASE": "rasa-sdk-base", "RASA_SDK_BUILD_BASE": "rasa-sdk-build-base"},
         ),
     ]
     return {recipe.name: recipe for recipe in catalogue}
