@@ -4,6 +4,7 @@ database. Used by the end-to-end test and by `make cluster-demo`."""
 
 from __future__ import annotations
 
+import secrets
 import time
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,8 +24,12 @@ EXPECTED_PODS = {"api": 1, "worker": 2, "nlu": 1, "actions": 1, "redis": 3}
 def custom_resource(
     images: dict[str, BuiltImage], *, name: str, namespace: str, postgres_secret: str
 ) -> Manifest:
+    # Secrets are referenced by name: `postgres_secret`, and `<name>-web` (web_secret below).
     """An assistant sized for a 2-core test machine, on the images built here."""
-    small = {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}}
+    small = {
+        "requests": {"cpu": "50m", "memory": "128Mi"},
+        "limits": {"cpu": "1", "memory": "512Mi"},
+    }
     return {
         "apiVersion": "assistente.digital/v1alpha1",
         "kind": "AssistenteDigital",
@@ -38,11 +43,11 @@ def custom_resource(
                 "image": images["rasa"].ref,
                 "resources": {
                     "requests": {"cpu": "100m", "memory": "512Mi"},
-                    "limits": {"memory": "2Gi"},
+                    "limits": {"cpu": "2", "memory": "2Gi"},
                 },
             },
             "actions": {"replicas": 1, "image": images["actions"].ref, "resources": small},
-            "channels": {"web": {"enabled": True}},
+            "channels": {"web": {"enabled": True, "secretRef": {"name": f"{name}-web"}}},
             "redis": {
                 "mode": "inCluster",
                 "inCluster": {
@@ -90,6 +95,16 @@ def postgres_secret(
     }
 
 
+def web_secret(*, name: str, namespace: str) -> Manifest:
+    """The web channel's Secret (a signing key of its own, made here, never stored)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": f"{name}-web", "namespace": namespace},
+        "stringData": {"JWT_SECRET": secrets.token_urlsafe(32)},
+    }
+
+
 def pod_ready(pod: Manifest) -> bool:
     """Running, not being deleted, and every container ready."""
     statuses = pod.get("status", {}).get("containerStatuses", [])
@@ -134,6 +149,7 @@ class LocalAssistant:
                 postgres_secret(
                     postgres, database, host=host, name=secret, namespace=self.namespace
                 ),
+                web_secret(name=self.name, namespace=self.namespace),
             ]
         )
         started = time.monotonic()
@@ -155,7 +171,9 @@ class LocalAssistant:
         pods: list[Manifest] = data["items"]
         if component is None:
             return pods
-        return [p for p in pods if p["metadata"]["labels"].get(COMPONENT_LABEL) == component]
+        return [
+            p for p in pods if p["metadata"].get("labels", {}).get(COMPONENT_LABEL) == component
+        ]
 
     def all_ready(self) -> bool:
         self.node.check_alive()

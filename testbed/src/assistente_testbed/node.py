@@ -185,6 +185,7 @@ class RealNode:
         )
 
     def _relay(self, name: str, forward: str) -> None:
+        self._kill(name)
         ready = self.dir / f"{name}.ready"
         ready.unlink(missing_ok=True)
         argv = [
@@ -192,13 +193,25 @@ class RealNode:
             "--forward", forward, "--ready-file", str(ready),
         ]  # fmt: skip
         self._spawn(name, argv, in_node=False)
-        wait_until(ready.exists, timeout=30, what=name, log_path=self.logs / f"{name}.log")
+
+        def listening() -> bool:
+            self._check_alive(name)
+            return ready.exists()
+
+        wait_until(listening, timeout=30, what=name, log_path=self.logs / f"{name}.log")
+
+    def _kill(self, name: str) -> None:
+        path = self._pid_file(name)
+        if path.exists():
+            with contextlib.suppress(ProcessLookupError, ValueError, PermissionError):
+                os.killpg(int(path.read_text()), signal.SIGKILL)
+            path.unlink()
 
     def publish_host_port(self, host_port: int, node_port: int) -> str:
         """A service on the host's 127.0.0.1:`host_port`, reachable from pods at the node's
         address (returned) and `node_port`. Nothing listens on the host for it."""
         self._relay(
-            f"relay-host-{host_port}",
+            f"relay-publish-{node_port}",
             f"{self.netns}:{self.network.node_ip}:{node_port}=host:127.0.0.1:{host_port}",
         )
         return self.network.node_ip
@@ -520,10 +533,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
         pid_files = [self._pid_file(name) for name in PROCESSES]
         pid_files += sorted(self.dir.glob("relay*.pid"))
         for path in pid_files:
-            if path.exists():
-                with contextlib.suppress(ProcessLookupError, ValueError, PermissionError):
-                    os.killpg(int(path.read_text()), signal.SIGKILL)
-                path.unlink()
+            self._kill(path.stem)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             leftovers = self._own_processes() + self._cgroup_processes()

@@ -13,6 +13,7 @@ import yaml
 from assistente_testbed import daemon
 from assistente_testbed.cluster import KubeCluster
 from assistente_testbed.paths import repo_root
+from assistente_testbed.process import ServiceError
 
 OPERATOR = "operator"
 CRD_KUSTOMIZATION = Path("operator") / "config" / "crd"
@@ -49,16 +50,20 @@ def install_in_cluster(cluster: KubeCluster, image: str, *, timeout: float = 300
     kustomization = {
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
         "kind": "Kustomization",
-        "resources": [str(repo_root() / INSTALL_BASE)],
+        # kustomize takes bases by relative path only.
+        "resources": [os.path.relpath(repo_root() / INSTALL_BASE, overlay)],
         "images": [{"name": UPSTREAM_IMAGE, "newName": name, "newTag": tag}],
     }
     (overlay / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
-    rendered = subprocess.run(
+    built = subprocess.run(
         [str(cached_bin_dir("kustomize") / "kustomize"), "build", str(overlay)],
         capture_output=True,
         text=True,
-        check=True,
-    ).stdout
+        check=False,
+    )
+    if built.returncode != 0:
+        raise ServiceError(f"kustomize build {overlay}: {built.stderr.strip()}")
+    rendered = built.stdout
     cluster.kubectl("apply", "--server-side", "-f", "-", input=rendered)
     deployments = [d for d in yaml.safe_load_all(rendered) if d and d["kind"] == "Deployment"]
     for deployment in deployments:
