@@ -4,7 +4,6 @@ database. Used by the end-to-end test and by `make cluster-demo`."""
 
 from __future__ import annotations
 
-import secrets
 import time
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,7 +23,6 @@ EXPECTED_PODS = {"api": 1, "worker": 2, "nlu": 1, "actions": 1, "redis": 3}
 def custom_resource(
     images: dict[str, BuiltImage], *, name: str, namespace: str, postgres_secret: str
 ) -> Manifest:
-    # Secrets are referenced by name: `postgres_secret`, and `<name>-web` (web_secret below).
     """An assistant sized for a 2-core test machine, on the images built here."""
     small = {
         "requests": {"cpu": "50m", "memory": "128Mi"},
@@ -47,7 +45,7 @@ def custom_resource(
                 },
             },
             "actions": {"replicas": 1, "image": images["actions"].ref, "resources": small},
-            "channels": {"web": {"enabled": True, "secretRef": {"name": f"{name}-web"}}},
+            "channels": {"web": {"enabled": True}},
             "redis": {
                 "mode": "inCluster",
                 "inCluster": {
@@ -59,6 +57,13 @@ def custom_resource(
             },
             "postgres": {"mode": "external", "external": {"secretRef": {"name": postgres_secret}}},
             "ingress": {"enabled": False},
+            # Required in production; nothing here logs an agent in, so the identity provider is
+            # a name under .invalid that cluster DNS never resolves.
+            "oidc": {
+                "issuer": "https://sso.invalid/realms/assistente",
+                "audience": "assistente-api",
+                "jwksUrl": "https://sso.invalid/realms/assistente/protocol/openid-connect/certs",
+            },
             "monitoring": {"enabled": False},
             # Level-2 attendants on duty around the clock, so escalations reach a queue.
             "escalation": {
@@ -92,16 +97,6 @@ def postgres_secret(
             "user": dsn.username or "",
             "password": dsn.password or "",
         },
-    }
-
-
-def web_secret(*, name: str, namespace: str) -> Manifest:
-    """The web channel's Secret (a signing key of its own, made here, never stored)."""
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": f"{name}-web", "namespace": namespace},
-        "stringData": {"JWT_SECRET": secrets.token_urlsafe(32)},
     }
 
 
@@ -149,7 +144,6 @@ class LocalAssistant:
                 postgres_secret(
                     postgres, database, host=host, name=secret, namespace=self.namespace
                 ),
-                web_secret(name=self.name, namespace=self.namespace),
             ]
         )
         started = time.monotonic()
