@@ -46,11 +46,14 @@ def pytest_collection_modifyitems(
 ) -> None:
     """Tests on the real node run last, and their images start building at once, in the
     background, while the other suites run (a cold build takes minutes)."""
-    on_node = [item for item in items if "app_images" in getattr(item, "fixturenames", ())]
-    if not on_node:
-        return
+    on_node = [
+        item
+        for item in items
+        if {"real_cluster", "app_images"} & set(getattr(item, "fixturenames", ()))
+    ]
     items[:] = [item for item in items if item not in on_node] + on_node
-    config.stash[IMAGE_BUILD] = BackgroundBuild(APP_IMAGES).start()
+    if any("app_images" in getattr(item, "fixturenames", ()) for item in on_node):
+        config.stash[IMAGE_BUILD] = BackgroundBuild(APP_IMAGES).start()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
