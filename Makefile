@@ -28,12 +28,15 @@ tools: ## Build the Kubernetes test bed binaries (cached by version)
 	@hack/setup.sh tools
 
 # ---- the product, locally ------------------------------------------------------------------
-.PHONY: up cluster cluster-down
+.PHONY: up cluster cluster-down cluster-demo
 up: setup ## Set up, then run the whole assistant locally (widget at http://127.0.0.1:8000/)
 	@$(TESTBED) up
 
-cluster: setup ## Start the local Kubernetes control plane (kubeconfig: .local/kubeconfig)
+cluster: setup ## Start the local cluster: control plane, kwok nodes, a real node, the operator pod
 	@$(TESTBED) cluster up
+
+cluster-demo: ## Deploy the assistant with its operator on the real node (until Ctrl-C)
+	@$(TESTBED) cluster demo
 
 cluster-down: ## Stop the local control plane and everything it started
 	@$(TESTBED) cluster down

@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
 # Builds the local Kubernetes test bed (kube-apiserver, kube-controller-manager, kube-scheduler,
-# kubectl, etcd, kwok, kwokctl, kustomize), actionlint, and the Pulumi CLI and Kubernetes provider
-# from Go module sources, through the Go module proxy only.
+# kubectl, etcd, kwok, kwokctl, kustomize), the real node's kubelet and kube-proxy, cluster DNS
+# (CoreDNS), actionlint, and the Pulumi CLI and Kubernetes provider from Go module sources, through
+# the Go module proxy only.
 #
 # Each tool is built once into
 #   ${XDG_CACHE_HOME:-~/.cache}/assistente-digital/<tool>-<version>-<key>/bin/
 # where <key> hashes the wrapper module (go.mod + go.sum) and the Go version, so a rebuild only
-# happens when a pin changes. The wrapper modules live in tools/go/<tool>/ and are committed.
+# happens when a pin changes. The wrapper modules live in tools/go/<module>/ and are committed;
+# k8s-node (kubelet, kube-proxy) is built from the same module as k8s, into a cache of its own, so
+# the control plane and the node always come from the same pinned sources.
 #
-# Usage: hack/build-tools.sh [k8s|etcd|kwok|kustomize|actionlint|pulumi|pulumi-kubernetes|all]...
-#        (default and `all`: the test bed and actionlint; the Pulumi tools are built on demand by
-#        the suites that need them, the provider alone takes ~10 min and ~4.3 GB of memory)
+# Usage: hack/build-tools.sh [k8s|k8s-node|etcd|kwok|kustomize|coredns|actionlint|pulumi|
+#                            pulumi-kubernetes|all]...
+#        (default and `all`: the control plane and actionlint; the real node's tools (k8s-node,
+#        coredns) and the Pulumi tools are built on demand by the suites that need them; the
+#        Pulumi provider alone takes ~10 min and ~4.3 GB of memory)
 #        hack/build-tools.sh --bin-dir TOOL   prints the cached bin directory of TOOL
 #        hack/build-tools.sh --regen k8s      regenerates tools/go/k8s/go.mod from the pin
 set -euo pipefail
@@ -29,7 +34,8 @@ log() { printf '[build-tools] %s\n' "$*" >&2; }
 
 tool_version() {
   case "$1" in
-    k8s) echo "$K8S_VERSION" ;;
+    k8s|k8s-node) echo "$K8S_VERSION" ;;
+    coredns) echo "$COREDNS_VERSION" ;;
     etcd) echo "$ETCD_VERSION" ;;
     kwok) echo "$KWOK_VERSION" ;;
     kustomize) echo "$KUSTOMIZE_VERSION" ;;
@@ -40,12 +46,22 @@ tool_version() {
   esac
 }
 
+# The wrapper module a tool is built from.
+tool_module() {
+  case "$1" in
+    k8s-node) echo k8s ;;
+    *) echo "$1" ;;
+  esac
+}
+
 tool_bin_dir() {
-  local tool=$1 version key
+  local tool=$1 version key module
   version=$(tool_version "$tool")
-  key=$( { cat "$repo/tools/go/$tool/go.mod" "$repo/tools/go/$tool/go.sum" 2>/dev/null
-    cat "$repo/tools/go/$tool/"*.go 2>/dev/null; go env GOVERSION; } \
-    | sha256sum | cut -c1-12)
+  module=$(tool_module "$tool")
+  # A wrapper module may carry its own main package (coredns picks its plugins in main.go).
+  key=$( { cat "$repo/tools/go/$module/go.mod" "$repo/tools/go/$module/go.sum" 2>/dev/null
+      find "$repo/tools/go/$module" -maxdepth 1 -name '*.go' -print0 | sort -z | xargs -0r cat
+      go env GOVERSION; } | sha256sum | cut -c1-12)
   echo "$cache_root/$tool-$version-$key/bin"
 }
 
@@ -68,7 +84,9 @@ regen_k8s() {
     go get -tool "k8s.io/kubernetes/cmd/kube-apiserver@$K8S_VERSION" \
       "k8s.io/kubernetes/cmd/kube-controller-manager@$K8S_VERSION" \
       "k8s.io/kubernetes/cmd/kube-scheduler@$K8S_VERSION" \
-      "k8s.io/kubernetes/cmd/kubectl@$K8S_VERSION"
+      "k8s.io/kubernetes/cmd/kubectl@$K8S_VERSION" \
+      "k8s.io/kubernetes/cmd/kubelet@$K8S_VERSION" \
+      "k8s.io/kubernetes/cmd/kube-proxy@$K8S_VERSION"
   )
 }
 
@@ -148,6 +166,20 @@ PY
   rm -rf "$build_dir"
 }
 
+# CoreDNS is built from a main package of our own (tools/go/coredns/main.go) that picks the
+# plugins, so the module requires CoreDNS as a library.
+regen_coredns() {
+  local dir=$repo/tools/go/coredns
+  rm -f "$dir/go.mod" "$dir/go.sum"
+  (
+    cd "$dir"
+    go mod init assistente-digital.invalid/tools/coredns >/dev/null 2>&1
+    go get "github.com/coredns/coredns@$COREDNS_VERSION"
+    go mod edit -go="$(go list -m -f '{{.GoVersion}}' github.com/coredns/coredns)"
+    go mod tidy
+  )
+}
+
 regen() {
   case "$1" in
     pulumi) regen_pulumi ;;
@@ -159,6 +191,7 @@ regen() {
       "sigs.k8s.io/kwok/cmd/kwokctl@$KWOK_VERSION" ;;
     kustomize) regen_simple kustomize sigs.k8s.io/kustomize/kustomize/v5 \
       "sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION" ;;
+    coredns) regen_coredns ;;
     actionlint) regen_simple actionlint github.com/rhysd/actionlint \
       "github.com/rhysd/actionlint/cmd/actionlint@$ACTIONLINT_VERSION" ;;
   esac
@@ -176,13 +209,15 @@ k8s_ldflags() {
 
 compile() {
   local tool=$1 out=$2
-  local dir=$repo/tools/go/$tool
-  cd "$dir"
+  cd "$repo/tools/go/$(tool_module "$tool")"
   case "$tool" in
     k8s)
       go build -trimpath -tags=selinux,notest,grpcnotrace -ldflags "$(k8s_ldflags)" -o "$out/" \
         k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
         k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl ;;
+    k8s-node)
+      go build -trimpath -tags=selinux,notest,grpcnotrace -ldflags "$(k8s_ldflags)" -o "$out/" \
+        k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy ;;
     etcd)
       go build -trimpath -ldflags "-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=$ETCD_VERSION" \
         -o "$out/etcd" go.etcd.io/etcd/server/v3
@@ -192,6 +227,9 @@ compile() {
         -o "$out/" sigs.k8s.io/kwok/cmd/kwok sigs.k8s.io/kwok/cmd/kwokctl ;;
     kustomize)
       go build -trimpath -ldflags "-s -w" -o "$out/kustomize" sigs.k8s.io/kustomize/kustomize/v5 ;;
+    coredns)
+      go build -trimpath -ldflags "-s -w -X github.com/coredns/coredns/coremain.GitCommit=$COREDNS_VERSION" \
+        -o "$out/coredns" . ;;
     actionlint)
       go build -trimpath -ldflags "-s -w -X github.com/rhysd/actionlint.version=$ACTIONLINT_VERSION" \
         -o "$out/actionlint" github.com/rhysd/actionlint/cmd/actionlint ;;
@@ -206,7 +244,7 @@ compile() {
 
 build() {
   local tool=$1 bin tmp start lock_fd
-  [ -f "$repo/tools/go/$tool/go.mod" ] || regen "$tool"
+  [ -f "$repo/tools/go/$(tool_module "$tool")/go.mod" ] || regen "$(tool_module "$tool")"
   bin=$(tool_bin_dir "$tool")
   # Several checkouts (git worktrees, parallel CI jobs) may share the cache: one builds, the
   # others wait for it instead of compiling the same tool twice.
@@ -226,6 +264,7 @@ build() {
     k8s) log "  Kubernetes: about 7 minutes on 2 cores with a warm module download, more when cold" ;;
     pulumi) log "  Pulumi CLI: about 6 minutes on 2 cores" ;;
     pulumi-kubernetes) log "  Pulumi Kubernetes provider: about 10 minutes on 2 cores, ~4.3 GB of memory" ;;
+    k8s-node) log "  kubelet + kube-proxy: about 4 minutes on 2 cores after the control plane" ;;
   esac
   start=$(date +%s)
   tmp="$bin.tmp.$$"

@@ -15,8 +15,10 @@ set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 lock=$repo/rasa/requirements.lock
+# shellcheck source=hack/versions.env
+source "$repo/hack/versions.env"
 # rasa 3.6.21 is the last Rasa Open Source release; rasa-sdk 3.6.2 matches the rasa/rasa-sdk image.
-RASA_PACKAGES=(rasa==3.6.21 rasa-sdk==3.6.2)
+RASA_PACKAGES=("rasa==$RASA_VERSION" "rasa-sdk==$RASA_SDK_VERSION")
 cache_root=${XDG_CACHE_HOME:-$HOME/.cache}/assistente-digital
 
 log() { printf '[rasa-setup] %s\n' "$*" >&2; }

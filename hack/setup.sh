@@ -11,7 +11,6 @@ cd "$repo"
 # shellcheck source=hack/versions.env
 source hack/versions.env
 cache_root=${XDG_CACHE_HOME:-$HOME/.cache}/assistente-digital
-UV_VERSION=0.13.8
 export UV_PYTHON_DOWNLOADS=never UV_NO_PROGRESS=1
 
 log() { printf '[setup] %s\n' "$*" >&2; }
@@ -27,15 +26,26 @@ system() {
   command -v shellcheck >/dev/null || missing+=(shellcheck)
   command -v ss >/dev/null || missing+=(iproute2)
   command -v ps >/dev/null || missing+=(procps)
+  # The real node of the local cluster and the images it runs (docs/testbed.md).
+  command -v containerd >/dev/null || missing+=(containerd)
+  command -v runc >/dev/null || missing+=(runc)
+  [ -x /usr/lib/cni/bridge ] || missing+=(containernetworking-plugins)
+  command -v iptables >/dev/null || missing+=(iptables)
+  command -v conntrack >/dev/null || missing+=(conntrack)
+  command -v buildah >/dev/null || missing+=(buildah)
+  command -v mmdebstrap >/dev/null || missing+=(mmdebstrap)
+  command -v gcc >/dev/null || missing+=(gcc)
+  [ -f /usr/lib/x86_64-linux-gnu/libc.a ] || [ -f /usr/lib/aarch64-linux-gnu/libc.a ] || missing+=(libc6-dev)
+  command -v openssl >/dev/null || missing+=(openssl)
   if [ ${#missing[@]} -eq 0 ]; then
-    log "system packages: present (PostgreSQL 15, Redis, shellcheck)"
+    log "system packages: present (PostgreSQL 15, Redis, shellcheck, containerd, buildah)"
     return
   fi
   log "system packages: installing ${missing[*]} with apt"
   as_root apt-get update -qq
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  # Debian starts a system-wide Redis/PostgreSQL where it can; the project runs its own on
-  # private ports, so those are not needed.
+  # Debian starts a system-wide Redis/PostgreSQL (and containerd) where it can; the project
+  # runs its own, on private ports and sockets, so those are not needed.
 }
 
 python311() {

@@ -3,6 +3,7 @@ transient failures, backpressure, replication and the sweeper."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -13,8 +14,11 @@ from assistente_app.queue.consumer import StreamConsumer
 from assistente_app.queue.streams import Entry, QueueFullError, StreamQueue, stream_key
 from assistente_app.worker.handlers import handle_inbound, on_inbound_dead_letter
 from assistente_app.worker.runner import sweep_once
+from assistente_testbed.process import free_port
 from assistente_testbed.redis import RedisServer
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from sqlalchemy import select
 
 from .conftest import Harness, SettingsFactory, running_app, wait_for
@@ -313,3 +317,28 @@ async def test_idle_empty_consumers_are_pruned_but_not_busy_ones(redis: Redis) -
     removed = await queue.prune_consumers(idle_ms=0, keep="me")
     assert removed == ["finished-pod"]
     assert await queue.pending_count() == 1
+
+
+async def test_a_consumer_started_before_redis_waits_for_it(tmp_path: Any) -> None:
+    """Workers may start before Redis answers (a Sentinel still electing its primary): the
+    consumer keeps trying and then handles what was queued, instead of giving up for good."""
+    port = free_port()
+    # No retries inside the client: each refused connection reaches the consumer at once.
+    client = Redis(host="127.0.0.1", port=port, decode_responses=True, retry=Retry(NoBackoff(), 0))
+    queue = new_queue(client)
+    handled: list[str] = []
+    stop = asyncio.Event()
+
+    async def handle(entry: Entry) -> None:
+        handled.append(entry.fields["n"])
+        stop.set()
+
+    consumer = StreamConsumer(queue, handle, consumer="early", block_ms=100, backoff_max_s=0.5)
+    running = asyncio.create_task(consumer.run(stop))
+    await asyncio.sleep(0.5)
+    assert not running.done(), "the consumer gave up while Redis was away"
+    with RedisServer(tmp_path / "late-redis", port=port):
+        await queue.add({"conversation_id": "c1", "n": "1"})
+        await asyncio.wait_for(running, timeout=30)
+    await client.aclose()
+    assert handled == ["1"]

@@ -1,6 +1,7 @@
 """Our image convention (docs/delivery.md), checked on every Dockerfile in the repository:
-multi-stage, pinned base images, a non-root user, no secrets baked in. hadolint and actionlint run
-in `make lint-delivery`; this adds the rules hadolint does not enforce."""
+multi-stage, pinned base images named by build arguments (so the local test bed can pass its own
+bases), a non-root user, no secrets baked in. hadolint and actionlint run in
+`make lint-delivery`; this adds the rules hadolint does not enforce."""
 
 from __future__ import annotations
 
@@ -67,13 +68,32 @@ class Stage:
         self.instructions: list[tuple[str, str]] = []
 
 
+def _global_args(path: Path) -> dict[str, str]:
+    """ARGs declared before the first FROM, with their defaults (what FROM lines may use)."""
+    args: dict[str, str] = {}
+    for keyword, rest in _instructions(path):
+        if keyword == "FROM":
+            break
+        if keyword == "ARG":
+            name, _, default = rest.partition("=")
+            args[name.strip()] = _expand(default.strip(), args)
+    return args
+
+
+def _expand(text: str, args: dict[str, str]) -> str:
+    """`${ARG}` and `$ARG` replaced by the defaults declared so far."""
+    return re.sub(r"\$\{?(\w+)\}?", lambda m: args.get(m.group(1), m.group(0)), text)
+
+
 def _stages(path: Path) -> list[Stage]:
+    """The stages, with `${ARG}` in FROM resolved to the ARG's default (the published build)."""
+    defaults = _global_args(path)
     stages: list[Stage] = []
     for keyword, rest in _instructions(path):
         if keyword == "FROM":
             words = [w for w in rest.split() if not w.startswith("--")]
             name = words[2] if len(words) >= 3 and words[1].upper() == "AS" else None
-            stages.append(Stage(words[0], name))
+            stages.append(Stage(_expand(words[0], defaults), name))
         elif stages:
             stages[-1].instructions.append((keyword, rest))
     return stages
@@ -122,3 +142,31 @@ def test_dockerfile_follows_the_image_convention(path: Path) -> None:
             name = re.split(r"[=\s]", rest, maxsplit=1)[0]
             has_value = "=" in rest or (keyword == "ENV" and len(rest.split()) > 1)
             assert not (SECRET_NAME.search(name) and has_value), f"secret baked in: {rest}"
+
+
+@pytest.mark.parametrize("path", DOCKERFILES, ids=lambda p: str(p.relative_to(repo_root())))
+def test_every_upstream_base_is_a_build_argument(path: Path) -> None:
+    """FROM names an upstream image only through an ARG (`*_BASE` or `*_IMAGE`) with a pinned
+    default, so the local test bed builds the same Dockerfile from bases of its own."""
+    stage_names = {s.name for s in _stages(path) if s.name}
+    defaults = _global_args(path)
+    for keyword, rest in _instructions(path):
+        if keyword != "FROM":
+            continue
+        base = next(w for w in rest.split() if not w.startswith("--"))
+        if base in stage_names:
+            continue
+        match = re.fullmatch(r"\$\{(\w+_(?:BASE|IMAGE))\}", base)
+        assert match, f"FROM {base}: name the upstream image with an ARG *_BASE or *_IMAGE"
+        assert defaults.get(match.group(1)), f"ARG {match.group(1)} needs a pinned default"
+
+
+def test_the_local_image_build_passes_every_base_argument() -> None:
+    """The test bed's image catalogue replaces every base argument of the Dockerfiles it
+    builds, so no local build falls back to an upstream image it could not pull."""
+    from assistente_testbed.images import DockerfileImage, recipes
+
+    project_images = [r for r in recipes().values() if isinstance(r, DockerfileImage)]
+    assert {r.name for r in project_images} == {"api", "worker", "rasa", "actions", "operator"}
+    for recipe in project_images:
+        assert set(recipe.base_args) == set(_global_args(recipe.dockerfile)), recipe.name

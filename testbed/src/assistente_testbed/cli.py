@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -13,36 +14,51 @@ from assistente_testbed.process import ServiceError
 LOCAL_CLUSTER_NAME = "assistente"
 
 
-def local_cluster() -> KubeCluster:
+def local_cluster(*, real_node: bool = True) -> KubeCluster:
     """The long-lived cluster of `make cluster`, with its kubeconfig at .local/kubeconfig."""
     return KubeCluster(
         name=LOCAL_CLUSTER_NAME,
         workdir=state_dir() / "kwok",
         kubeconfig=state_dir() / "kubeconfig",
+        real_node=real_node,
+    )
+
+
+def _running(cluster: KubeCluster) -> bool:
+    return (
+        cluster.kubeconfig.exists() and cluster.kubectl("get", "nodes", check=False).returncode == 0
     )
 
 
 def cluster_up(args: argparse.Namespace) -> int:
-    cluster = local_cluster()
-    if cluster.kubeconfig.exists() and cluster.kubectl("get", "nodes", check=False).returncode == 0:
-        print(f"cluster '{cluster.name}' is already running; kubeconfig: {cluster.kubeconfig}")
-    else:
-        print(
-            f"starting cluster '{cluster.name}' (etcd, kube-apiserver, controller-manager, "
-            f"scheduler, kwok with {args.nodes} nodes) on 127.0.0.1 ...",
-            flush=True,
-        )
-        cluster.nodes = args.nodes
-        try:
-            cluster.start()
-        except BaseException:
-            cluster.stop()
-            raise
-    from assistente_testbed.operator_runner import install_and_run
+    from assistente_testbed.images import APP_IMAGES, ensure_images
+    from assistente_testbed.operator_runner import install_and_run, install_in_cluster
 
-    install_and_run(cluster)
+    cluster = local_cluster(real_node=not args.no_real_node)
+    if _running(cluster):
+        print(f"cluster '{cluster.name}' is already running; kubeconfig: {cluster.kubeconfig}")
+        return 0
+    node = " and a real node (containerd, kubelet, kube-proxy, CoreDNS)" if cluster.node else ""
+    print(
+        f"starting cluster '{cluster.name}' (etcd, kube-apiserver, controller-manager, "
+        f"scheduler, kwok with {args.nodes} nodes{node}) on 127.0.0.1 ...",
+        flush=True,
+    )
+    cluster.nodes = args.nodes
+    try:
+        cluster.start()
+        if cluster.node is not None:
+            images = ensure_images(APP_IMAGES)
+            cluster.load_images(images.values())
+            install_in_cluster(cluster, images["operator"].ref)
+            print("operator running as a pod (namespace assistente-operator-system)")
+    except BaseException:
+        cluster.stop()
+        raise
+    if cluster.node is None:
+        install_and_run(cluster)
     print(f"ready. kubectl --kubeconfig {cluster.kubeconfig} get nodes")
-    print("stop it with: make cluster-down")
+    print("deploy the assistant on it: make cluster-demo; stop it all: make cluster-down")
     return 0
 
 
@@ -54,6 +70,34 @@ def cluster_down(args: argparse.Namespace) -> int:
     cluster.stop()
     cluster.kubeconfig.unlink(missing_ok=True)
     print(f"cluster '{cluster.name}' stopped")
+    return 0
+
+
+def cluster_demo(args: argparse.Namespace) -> int:
+    """The assistant deployed by the operator on the real node, until Ctrl-C."""
+    from assistente_testbed.images import APP_IMAGES, ensure_images
+    from assistente_testbed.local_assistant import LocalAssistant
+    from assistente_testbed.postgres import PostgresServer
+
+    cluster = local_cluster()
+    if not _running(cluster) or cluster.node is None:
+        print("no local cluster with a real node: start it with make cluster", file=sys.stderr)
+        return 1
+    images = ensure_images(APP_IMAGES)
+    assistant = LocalAssistant(cluster, namespace="assistente-digital", name="local")
+    with PostgresServer(base_dir=state_dir() / "cluster-postgres") as postgres:
+        print("deploying the assistant (operator -> pods on the real node) ...", flush=True)
+        assistant.deploy(images, postgres)
+        url = assistant.api_url()
+        print(f"ready in {assistant.figures['custom_resource_to_ready_s']}s.")
+        print(f"chat widget (the API Service, through kube-proxy): {url}/")
+        print("Ctrl-C removes the assistant (the cluster stays up)")
+        try:
+            signal.pause()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            cluster.kubectl("delete", "namespace", assistant.namespace, "--wait=false", check=False)
     return 0
 
 
@@ -81,7 +125,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     cluster_commands = cluster.add_subparsers(dest="action", required=True)
     cluster_start = cluster_commands.add_parser("up", help="start it (idempotent)")
     cluster_start.add_argument("--nodes", type=int, default=3, help="simulated nodes (default 3)")
+    cluster_start.add_argument(
+        "--no-real-node", action="store_true", help="kwok nodes only, operator as a local process"
+    )
     cluster_start.set_defaults(handler=cluster_up)
+    cluster_commands.add_parser(
+        "demo", help="deploy the assistant on the real node, until Ctrl-C"
+    ).set_defaults(handler=cluster_demo)
     cluster_commands.add_parser("down", help="stop it").set_defaults(handler=cluster_down)
     cluster_commands.add_parser("status", help="show its nodes").set_defaults(
         handler=cluster_status

@@ -1,6 +1,7 @@
 """A real Kubernetes control plane on 127.0.0.1: etcd, kube-apiserver, kube-controller-manager,
 kube-scheduler and kwok (which plays the kubelet of simulated nodes), run by kwokctl's binary
-runtime from binaries this project builds from source."""
+runtime from binaries this project builds from source; optionally with a real node beside the
+simulated ones (`real_node=True`, see node.py), cluster DNS and tainted kwok nodes."""
 
 from __future__ import annotations
 
@@ -11,16 +12,25 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import time
 import uuid
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import yaml
 
+from assistente_testbed import cluster_dns
+from assistente_testbed.images import NODE_IMAGES, BuiltImage, ensure_images
+from assistente_testbed.node import NODE_NAME, RealNode
 from assistente_testbed.paths import read_versions, state_dir
-from assistente_testbed.process import ServiceError, wait_until
+from assistente_testbed.process import ServiceError, free_port, wait_until
 from assistente_testbed.tools import cached_bin_dir, ensure_tools
+
+# kwok's nodes carry this taint when a real node is present, so workloads land on the real node
+# unless they tolerate it (as kwok's own documentation suggests for simulated nodes).
+KWOK_TAINT = "kwok.x-k8s.io/node=fake:NoSchedule"
 
 # The CRDs of third-party projects our manifests refer to, read from the Go module cache of each
 # project at the pinned version (never copied into this repository).
@@ -91,6 +101,7 @@ class KubeCluster:
         kubeconfig: Path | None = None,
         nodes: int = 3,
         third_party_crds: bool = True,
+        real_node: bool = False,
     ) -> None:
         self.name = name or f"ad-{uuid.uuid4().hex[:8]}"
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="assistente-kwok-"))
@@ -100,6 +111,9 @@ class KubeCluster:
         self.with_third_party_crds = third_party_crds
         self.bin_dir = state_dir() / "bin"
         self.log_path = self.workdir / "kwokctl.log"
+        self.apiserver_port = 0
+        self.node_join_seconds: float | None = None
+        self.node: RealNode | None = RealNode(self.workdir / "node") if real_node else None
 
     # -- commands -------------------------------------------------------------------------
     def _env(self) -> dict[str, str]:
@@ -157,7 +171,7 @@ class KubeCluster:
             "etcd": cached_bin_dir("etcd"),
             "kwok": cached_bin_dir("kwok"),
         }
-        config = {
+        config: dict[str, Any] = {
             "kind": "KwokctlConfiguration",
             "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
             "options": {
@@ -171,16 +185,67 @@ class KubeCluster:
                 "kwokControllerBinary": str(binaries["kwok"] / "kwok"),
                 "cacheDir": str(self.workdir / "cache"),
                 "disableQPSLimits": True,
+                # kwokctl hands out ports counting down from 32767, the same ones in every
+                # checkout: clusters created at the same moment then fight over them. Ports the
+                # kernel picks at random do not collide that way.
+                "kubeApiserverPort": self.apiserver_port,
+                "etcdPort": free_port(),
+                "etcdPeerPort": free_port(),
+                "kubeControllerManagerPort": free_port(),
+                "kubeSchedulerPort": free_port(),
+                "kwokControllerPort": free_port(),
             },
         }
+        if self.node is not None:
+            config["options"]["kubeApiserverCertSANs"] = [
+                self.node.network.node_ip,
+                self.node.network.kubernetes_service_ip,
+            ]
+            config["componentsPatches"] = self._real_node_patches(self.node)
         path = self.workdir / "kwokctl.yaml"
         path.write_text(yaml.safe_dump(config))
         return path
 
+    def _real_node_patches(self, node: RealNode) -> list[dict[str, object]]:
+        """The API server reaches the node only through its egress relay, authenticates to the
+        kubelet, and publishes itself at the node's address; kwok leaves the real node alone."""
+        pki = self.workdir / "clusters" / self.name / "pki"
+
+        def args(*pairs: tuple[str, str], override: bool = False) -> list[dict[str, object]]:
+            return [{"key": k, "value": v, "override": override} for k, v in pairs]
+
+        return [
+            {
+                "name": "kube-apiserver",
+                "extraArgs": args(
+                    ("advertise-address", node.network.node_ip),
+                    ("service-cluster-ip-range", node.network.service_cidr),
+                    ("egress-selector-config-file", str(node.egress_config())),
+                    ("kubelet-client-certificate", str(pki / "admin.crt")),
+                    ("kubelet-client-key", str(pki / "admin.key")),
+                    ("kubelet-preferred-address-types", "InternalIP"),
+                ),
+            },
+            {
+                "name": "kwok-controller",
+                "extraArgs": [
+                    *args(("manage-all-nodes", "false"), override=True),
+                    *args(("manage-nodes-with-annotation-selector", "kwok.x-k8s.io/node=fake")),
+                ],
+            },
+        ]
+
     def start(self) -> KubeCluster:
-        ensure_tools(("k8s", "etcd", "kwok", "kustomize"))
+        groups = ("k8s", "etcd", "kwok", "kustomize")
+        ensure_tools(groups + (("k8s-node", "coredns") if self.node is not None else ()))
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.kubeconfig.parent.mkdir(parents=True, exist_ok=True)
+        node_images: dict[str, BuiltImage] = {}
+        self.apiserver_port = free_port()
+        if self.node is not None:
+            node_images = ensure_images(NODE_IMAGES)
+            self.node.prepare()
+            self.node.start_relay(self.apiserver_port)
         config = self._write_config()
         self._kwokctl(
             "--config",
@@ -210,9 +275,48 @@ class KubeCluster:
             what="the default ServiceAccount",
             interval=0.5,
         )
+        if self.node is not None:
+            self._start_real_node(node_images)
         if self.with_third_party_crds:
             self.install_third_party_crds()
         return self
+
+    def _start_real_node(self, images: dict[str, BuiltImage]) -> None:
+        assert self.node is not None
+        started = time.monotonic()
+        self.kubectl("taint", "nodes", "--selector=type=kwok", KWOK_TAINT, "--overwrite")
+        self.node.start(
+            pki_dir=self.workdir / "clusters" / self.name / "pki",
+            apiserver_port=self.apiserver_port,
+            pause_image=images["pause"].ref,
+            images=[image.archive for image in images.values()],
+        )
+
+        def node_ready() -> bool:
+            assert self.node is not None
+            self.node.check_alive()
+            return self._node_ready(NODE_NAME)
+
+        wait_until(node_ready, timeout=180, what=f"node {NODE_NAME} Ready", interval=1)
+        self.node_join_seconds = time.monotonic() - started
+        self.apply(cluster_dns.manifests(images["coredns"].ref, self.node.network))
+        self.kubectl(
+            "-n", "kube-system", "rollout", "status", "deployment/coredns", "--timeout=180s",
+            timeout=200,
+        )  # fmt: skip
+
+    def _node_ready(self, name: str) -> bool:
+        result = self.kubectl("get", "node", name, "-o", "json", check=False)
+        if result.returncode != 0:
+            return False
+        conditions = json.loads(result.stdout).get("status", {}).get("conditions", [])
+        return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+    def load_images(self, images: Iterable[BuiltImage]) -> None:
+        """Puts images into the real node's runtime (pods use imagePullPolicy IfNotPresent)."""
+        if self.node is None:
+            raise ServiceError("this cluster has no real node to load images into")
+        self.node.load_images([image.archive for image in images])
 
     def _protect_credentials(self) -> None:
         # kwokctl writes private keys and the admin kubeconfig world-readable; only we need them.
@@ -246,11 +350,18 @@ class KubeCluster:
         for path in paths:
             args += ["-f", path]
         self.kubectl(*args)
-        self.kubectl(
-            "wait",
-            "--for=condition=Established",
-            "--timeout=60s",
-            *[a for p in paths for a in ("-f", p)],
+        # `kubectl wait` fails at once while a new CRD has no status yet: poll it instead.
+        file_args = [a for p in paths for a in ("-f", p)]
+        wait_until(
+            lambda: (
+                self.kubectl(
+                    "wait", "--for=condition=Established", "--timeout=10s", *file_args, check=False
+                ).returncode
+                == 0
+            ),
+            timeout=90,
+            what="the third-party CRDs Established",
+            interval=0.5,
         )
 
     def apply(self, manifests: str | Sequence[dict[str, object]]) -> None:
@@ -273,6 +384,8 @@ class KubeCluster:
         return pids
 
     def stop(self) -> None:
+        if self.node is not None:
+            self.node.stop()
         with contextlib.suppress(ServiceError, subprocess.TimeoutExpired, FileNotFoundError):
             self._kwokctl("delete", "cluster", "--name", self.name, timeout=120)
         # Whatever kwokctl could not stop must not outlive us.

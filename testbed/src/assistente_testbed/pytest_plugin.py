@@ -13,12 +13,22 @@ from types import FrameType
 import pytest
 
 from assistente_testbed.cluster import KubeCluster
+from assistente_testbed.images import APP_IMAGES, BackgroundBuild, BuiltImage
 from assistente_testbed.postgres import PostgresServer
 from assistente_testbed.rasa_fixtures import fake_datajud, rasa_stack
 from assistente_testbed.redis import RedisServer
 
 # The real Rasa stack and the DataJud fake (session scope, started only when a test asks).
-__all__ = ["fake_datajud", "kube_cluster", "postgres_server", "rasa_stack", "redis_server"]
+__all__ = [
+    "app_images",
+    "fake_datajud",
+    "kube_cluster",
+    "postgres_server",
+    "rasa_stack",
+    "real_cluster",
+    "redis_server",
+]
+IMAGE_BUILD = pytest.StashKey[BackgroundBuild]()
 
 
 def _terminate_as_interrupt(signum: int, frame: FrameType | None) -> None:
@@ -29,6 +39,27 @@ def _terminate_as_interrupt(signum: int, frame: FrameType | None) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+
+
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    """Tests on the real node run last, and their images start building at once, in the
+    background, while the other suites run (a cold build takes minutes)."""
+    on_node = [
+        item
+        for item in items
+        if {"real_cluster", "app_images"} & set(getattr(item, "fixturenames", ()))
+    ]
+    items[:] = [item for item in items if item not in on_node] + on_node
+    if any("app_images" in getattr(item, "fixturenames", ()) for item in on_node):
+        config.stash[IMAGE_BUILD] = BackgroundBuild(APP_IMAGES).start()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    build = config.stash.get(IMAGE_BUILD, None)
+    if build is not None:
+        build.cancel()
 
 
 @pytest.fixture(scope="session")
@@ -61,3 +92,25 @@ def kube_cluster() -> Iterator[KubeCluster]:
         yield cluster
     finally:
         cluster.remove()
+
+
+@pytest.fixture(scope="session")
+def real_cluster() -> Iterator[KubeCluster]:
+    """The control plane with one kwok node (tainted) and a real node: containerd, kubelet,
+    kube-proxy and cluster DNS, in network namespaces of the test bed's own."""
+    cluster = KubeCluster(nodes=1, real_node=True)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.remove()
+
+
+@pytest.fixture(scope="session")
+def app_images(request: pytest.FixtureRequest, real_cluster: KubeCluster) -> dict[str, BuiltImage]:
+    """The project's images (api, worker, rasa, actions, operator) and Redis, built from their
+    Dockerfiles (cached by content hash) and loaded into the real node's runtime."""
+    build = request.config.stash.get(IMAGE_BUILD, None) or BackgroundBuild(APP_IMAGES).start()
+    images = build.result()
+    real_cluster.load_images(images.values())
+    return images

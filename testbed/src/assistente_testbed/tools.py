@@ -10,6 +10,8 @@ from assistente_testbed.paths import repo_root, state_dir
 # tool group -> the binaries it provides
 TOOLS: dict[str, tuple[str, ...]] = {
     "k8s": ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl"),
+    "k8s-node": ("kubelet", "kube-proxy"),
+    "coredns": ("coredns",),
     "etcd": ("etcd", "etcdctl"),
     "kwok": ("kwok", "kwokctl"),
     "kustomize": ("kustomize",),

@@ -15,8 +15,13 @@ def create_redis(settings: CoreSettings) -> Redis:
         for item in settings.redis_sentinels.split(","):
             host, _, port = item.strip().rpartition(":")
             hosts.append((host, int(port)))
-        sentinel = Sentinel(hosts, socket_timeout=2.0)  # type: ignore[no-untyped-call]
+        # The timeout is for asking the Sentinels only: keyword arguments of Sentinel() also
+        # reach the primary's connections, where a 2 s read timeout breaks every blocking
+        # XREADGROUP of the queue (block 2 s and more).
+        sentinel = Sentinel(hosts, sentinel_kwargs={"socket_timeout": 2.0})  # type: ignore[no-untyped-call]
         # master_for re-discovers the primary after a failover, so writes follow it.
-        client: Redis = sentinel.master_for(settings.redis_sentinel_master, decode_responses=True)
+        client: Redis = sentinel.master_for(
+            settings.redis_sentinel_master, decode_responses=True, health_check_interval=30
+        )
         return client
     return Redis.from_url(settings.redis_url, decode_responses=True, health_check_interval=30)

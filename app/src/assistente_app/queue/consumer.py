@@ -58,9 +58,14 @@ class StreamConsumer:
         self._retry_own = True  # after a restart, first finish what we had claimed
 
     async def run(self, stop: asyncio.Event) -> None:
-        await self.queue.ensure_group()
+        group_ready = False
         while not stop.is_set():
             try:
+                # Inside the loop: Redis may not be there yet when the worker starts (Sentinel
+                # still electing a primary), and a consumer that gave up would strand the queue.
+                if not group_ready:
+                    await self.queue.ensure_group()
+                    group_ready = True
                 await self.run_once()
             except asyncio.CancelledError:
                 raise

@@ -1,0 +1,230 @@
+"""The assistant deployed by its operator onto a real node, and used as a citizen uses it.
+
+    operator/config -> operator pod -> AssistenteDigital -> API, worker, Rasa, actions, Redis
+    with Sentinel: real containers (containerd + runc) on the test bed's real node; PostgreSQL
+    is the test bed's own (`postgres.mode: external`), published to the pods at the node's address.
+
+A citizen talks to the API through its Service (kube-proxy) and reads replies on the WebSocket;
+the worker is restarted during a burst and the Rasa pod deleted, and nothing is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from assistente_testbed.cluster import KubeCluster
+from assistente_testbed.images import BuiltImage
+from assistente_testbed.local_assistant import LocalAssistant, pod_ready
+from assistente_testbed.node import NODE_NAME
+from assistente_testbed.paths import state_dir
+from assistente_testbed.postgres import PostgresServer
+from websockets.asyncio.client import ClientConnection, connect
+
+pytestmark = [pytest.mark.cluster, pytest.mark.timeout(3600)]
+
+NAMESPACE = "assistente-node-e2e"
+NAME = "tjlocal"
+COMPONENTS = ("api", "worker", "nlu", "actions", "redis")
+REPLY_WAIT_S = 120.0
+FIGURES = state_dir() / "real-node-figures.json"
+
+
+@dataclass
+class Deployment:
+    assistant: LocalAssistant
+    api_url: str
+
+    @property
+    def cluster(self) -> KubeCluster:
+        return self.assistant.cluster
+
+    @property
+    def figures(self) -> dict[str, Any]:
+        return self.assistant.figures
+
+
+@pytest.fixture(scope="module")
+def deployment(
+    real_cluster: KubeCluster, app_images: dict[str, BuiltImage], postgres_server: PostgresServer
+) -> Iterator[Deployment]:
+    assistant = LocalAssistant(real_cluster, namespace=NAMESPACE, name=NAME)
+    assistant.figures["node_join_s"] = real_cluster.node_join_seconds
+    assistant.install_operator(app_images)
+    assistant.deploy(app_images, postgres_server)
+    try:
+        yield Deployment(assistant, assistant.api_url())
+    finally:
+        assistant.figures["rss_mib"] = assistant.rss_by_pod()
+        FIGURES.write_text(json.dumps(assistant.figures, indent=2) + "\n")
+
+
+class Citizen:
+    """A web-widget user, through the API Service: HTTP to post, WebSocket for replies."""
+
+    def __init__(self, http: httpx.AsyncClient, ws: ClientConnection, conversation: dict[str, Any]):
+        self.http = http
+        self.ws = ws
+        self.id = conversation["id"]
+        self.token = conversation["token"]
+
+    async def post(self, text: str) -> str:
+        response = await self.http.post(
+            f"/api/v1/conversations/{self.id}/messages",
+            json={"text": text},
+            headers={"Authorization": f"Bearer {self.token}"},
+        )
+        assert response.status_code == 202, response.text
+        return str(response.json()["id"])
+
+    async def replies(self, count: int) -> list[dict[str, Any]]:
+        """The next `count` bot replies pushed on the WebSocket."""
+        replies: list[dict[str, Any]] = []
+        deadline = time.monotonic() + REPLY_WAIT_S
+        while len(replies) < count:
+            remaining = deadline - time.monotonic()
+            assert remaining > 0, f"{len(replies)} of {count} replies arrived: {replies}"
+            event = json.loads(await asyncio.wait_for(self.ws.recv(), timeout=remaining))
+            if event.get("type") == "messages":
+                replies += [m for m in event["messages"] if m["role"] == "bot"]
+        return replies
+
+
+@pytest.fixture
+async def citizen(deployment: Deployment) -> AsyncIterator[Citizen]:
+    async with httpx.AsyncClient(base_url=deployment.api_url, timeout=30) as http:
+        created = await http.post("/api/v1/conversations", json={"channel": "web"})
+        assert created.status_code == 201, created.text
+        conversation = created.json()
+        ws_url = deployment.api_url.replace("http://", "ws://")
+        async with connect(f"{ws_url}/api/v1/conversations/{conversation['id']}/ws") as ws:
+            await ws.send(json.dumps({"token": conversation["token"]}))
+            ready = json.loads(await asyncio.wait_for(ws.recv(), timeout=10))
+            assert ready["type"] == "ready"
+            yield Citizen(http, ws, conversation)
+
+
+def test_every_component_runs_in_containers_on_the_real_node(deployment: Deployment) -> None:
+    for component in COMPONENTS:
+        pods = deployment.assistant.pods(component)
+        assert pods, f"no {component} pod"
+        for pod in pods:
+            assert pod["spec"]["nodeName"] == NODE_NAME, pod["metadata"]["name"]
+            for status in pod["status"]["containerStatuses"]:
+                assert status["ready"], (pod["metadata"]["name"], status["name"])
+                assert status["containerID"].startswith("containerd://")
+    redis_containers = {
+        status["name"]
+        for pod in deployment.assistant.pods("redis")
+        for status in pod["status"]["containerStatuses"]
+    }
+    assert redis_containers == {"redis", "sentinel"}
+    operator: dict[str, Any] = deployment.cluster.get_json(
+        "pods", "-n", "assistente-operator-system"
+    )
+    [operator_pod] = operator["items"]
+    assert operator_pod["spec"]["nodeName"] == NODE_NAME
+    assert operator_pod["spec"]["serviceAccountName"] == "assistente-operator"
+
+
+async def test_a_message_through_the_api_service_gets_a_bot_reply(
+    deployment: Deployment, citizen: Citizen
+) -> None:
+    started = time.monotonic()
+    await citizen.post("oi, bom dia")
+    [reply] = await citizen.replies(1)
+    deployment.figures["first_reply_s"] = round(time.monotonic() - started, 2)
+    assert "Assistente Digital" in reply["text"]
+
+
+async def _bot_messages(http: httpx.AsyncClient, conversation: dict[str, Any]) -> int:
+    history = await http.get(
+        f"/api/v1/conversations/{conversation['id']}/messages",
+        headers={"Authorization": f"Bearer {conversation['token']}"},
+    )
+    assert history.status_code == 200, history.text
+    return sum(1 for m in history.json()["messages"] if m["role"] == "bot")
+
+
+async def _open_conversation(http: httpx.AsyncClient) -> dict[str, Any]:
+    created = await http.post("/api/v1/conversations", json={"channel": "web"})
+    assert created.status_code == 201, created.text
+    conversation: dict[str, Any] = created.json()
+    return conversation
+
+
+async def _say(http: httpx.AsyncClient, conversation: dict[str, Any], text: str) -> None:
+    response = await http.post(
+        f"/api/v1/conversations/{conversation['id']}/messages",
+        json={"text": text},
+        headers={"Authorization": f"Bearer {conversation['token']}"},
+    )
+    assert response.status_code == 202, response.text
+
+
+async def _answered(
+    http: httpx.AsyncClient, conversations: list[dict[str, Any]], at_least: int
+) -> list[int]:
+    """Waits until every conversation has `at_least` bot messages; returns the counts."""
+    deadline = time.monotonic() + REPLY_WAIT_S * 2
+    while True:
+        counts = [await _bot_messages(http, c) for c in conversations]
+        if all(count >= at_least for count in counts):
+            return counts
+        assert time.monotonic() < deadline, f"bot messages per conversation: {counts}"
+        await asyncio.sleep(1)
+
+
+async def test_restarting_the_worker_during_a_burst_loses_no_message(
+    deployment: Deployment,
+) -> None:
+    """One greeting in each of many conversations while the worker Deployment rolls: each
+    conversation gets the greeting's reply exactly once (none lost, none doubled)."""
+    async with httpx.AsyncClient(base_url=deployment.api_url, timeout=30) as http:
+        baseline = await _open_conversation(http)
+        await _say(http, baseline, "oi")
+        [per_greeting] = await _answered(http, [baseline], 1)
+
+        # Twelve: the web channel lets one address open 20 conversations a minute, and every
+        # test here comes from the same address (the relay on the node).
+        conversations = [await _open_conversation(http) for _ in range(12)]
+        restart_worker = ["-n", NAMESPACE, "rollout", "restart", f"deployment/{NAME}-worker"]
+        restart = asyncio.create_task(
+            asyncio.to_thread(deployment.cluster.kubectl, *restart_worker)
+        )
+        for conversation in conversations:
+            await _say(http, conversation, "oi")
+            await asyncio.sleep(0.3)
+        await restart
+        await asyncio.to_thread(
+            deployment.cluster.kubectl,
+            "-n", NAMESPACE, "rollout", "status", f"deployment/{NAME}-worker", "--timeout=300s",
+            timeout=330,
+        )  # fmt: skip
+        await _answered(http, conversations, per_greeting)
+        # A redelivered message would show up as a second reply: give it time to, then count.
+        await asyncio.sleep(10)
+        counts = [await _bot_messages(http, c) for c in conversations]
+        assert counts == [per_greeting] * len(conversations)
+
+
+async def test_the_conversation_survives_the_rasa_pod_being_deleted(
+    deployment: Deployment, citizen: Citizen
+) -> None:
+    await citizen.post("oi")
+    await citizen.replies(1)
+    [rasa_pod] = deployment.assistant.pods("nlu")
+    deployment.cluster.kubectl(
+        "-n", NAMESPACE, "delete", "pod", rasa_pod["metadata"]["name"], "--wait=false"
+    )
+    await citizen.post("bom dia, quero ajuda")
+    [reply] = await citizen.replies(1)
+    assert reply["text"]
+    [new_pod] = [p for p in deployment.assistant.pods("nlu") if pod_ready(p)]
+    assert new_pod["metadata"]["name"] != rasa_pod["metadata"]["name"]
