@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds the local Kubernetes test bed (kube-apiserver, kube-controller-manager, kube-scheduler,
 # kubectl, etcd, kwok, kwokctl, kustomize), the real node's kubelet and kube-proxy, cluster DNS
-# (CoreDNS), actionlint, and the Pulumi CLI and Kubernetes provider from Go module sources, through
-# the Go module proxy only.
+# (CoreDNS), actionlint, the Pulumi CLI and Kubernetes provider, and the log store and shipper
+# (VictoriaLogs, an OpenTelemetry Collector) from Go module sources, through the Go module proxy
+# only.
 #
 # Each tool is built once into
 #   ${XDG_CACHE_HOME:-~/.cache}/assistente-digital/<tool>-<version>-<key>/bin/
@@ -12,8 +13,8 @@
 # the control plane and the node always come from the same pinned sources.
 #
 # Usage: hack/build-tools.sh [k8s|k8s-node|etcd|kwok|kustomize|coredns|actionlint|pulumi|
-#                            pulumi-kubernetes|all]...
-#        (default and `all`: the control plane and actionlint; the real node's tools (k8s-node,
+#                            pulumi-kubernetes|victorialogs|otelcol|all]...
+#        (default and `all`: the control plane, actionlint and the log store and shipper; the real node's tools (k8s-node,
 #        coredns) and the Pulumi tools are built on demand by the suites that need them; the
 #        Pulumi provider alone takes ~10 min and ~4.3 GB of memory)
 #        hack/build-tools.sh --bin-dir TOOL   prints the cached bin directory of TOOL
@@ -42,6 +43,8 @@ tool_version() {
     actionlint) echo "$ACTIONLINT_VERSION" ;;
     pulumi) echo "$PULUMI_VERSION" ;;
     pulumi-kubernetes) echo "$PULUMI_KUBERNETES_VERSION" ;;
+    victorialogs) echo "$VICTORIALOGS_VERSION" ;;
+    otelcol) echo "$OTELCOL_VERSION" ;;
     *) log "unknown tool: $1"; exit 2 ;;
   esac
 }
@@ -180,6 +183,27 @@ regen_coredns() {
   )
 }
 
+# The collector is our own main package (tools/go/otelcol/main.go) over the components it
+# imports; the module pins them all to one collector release.
+regen_otelcol() {
+  local dir=$repo/tools/go/otelcol core=go.opentelemetry.io/collector
+  local contrib=github.com/open-telemetry/opentelemetry-collector-contrib
+  rm -f "$dir/go.mod" "$dir/go.sum"
+  (
+    cd "$dir"
+    go mod init assistente-digital.invalid/tools/otelcol >/dev/null 2>&1
+    go get "$core/otelcol@$OTELCOL_VERSION" "$core/exporter/otlphttpexporter@$OTELCOL_VERSION" \
+      "$core/exporter/debugexporter@$OTELCOL_VERSION" "$core/processor/batchprocessor@$OTELCOL_VERSION" \
+      "$core/processor/memorylimiterprocessor@$OTELCOL_VERSION" "$core/service@$OTELCOL_VERSION" \
+      "$contrib/receiver/filelogreceiver@$OTELCOL_CONTRIB_VERSION" \
+      "$contrib/processor/resourceprocessor@$OTELCOL_CONTRIB_VERSION" \
+      "$contrib/extension/storage/filestorage@$OTELCOL_CONTRIB_VERSION" \
+      "$contrib/extension/healthcheckextension@$OTELCOL_CONTRIB_VERSION"
+    go mod tidy
+    go mod edit -go="$(go list -m -f '{{if not .Main}}{{.GoVersion}}{{end}}' all | sort -V | tail -1)"
+  )
+}
+
 regen() {
   case "$1" in
     pulumi) regen_pulumi ;;
@@ -194,6 +218,9 @@ regen() {
     coredns) regen_coredns ;;
     actionlint) regen_simple actionlint github.com/rhysd/actionlint \
       "github.com/rhysd/actionlint/cmd/actionlint@$ACTIONLINT_VERSION" ;;
+    victorialogs) regen_simple victorialogs github.com/VictoriaMetrics/VictoriaLogs \
+      "github.com/VictoriaMetrics/VictoriaLogs/app/victoria-logs@$VICTORIALOGS_VERSION" ;;
+    otelcol) regen_otelcol ;;
   esac
 }
 
@@ -239,6 +266,12 @@ compile() {
         -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$PULUMI_VERSION" \
         -o "$out/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi ;;
     pulumi-kubernetes) compile_pulumi_kubernetes "$out" ;;
+    victorialogs)
+      go build -trimpath \
+        -ldflags "-s -w -X github.com/VictoriaMetrics/VictoriaMetrics/lib/buildinfo.Version=victoria-logs-$VICTORIALOGS_VERSION" \
+        -o "$out/victoria-logs" github.com/VictoriaMetrics/VictoriaLogs/app/victoria-logs ;;
+    otelcol)
+      go build -trimpath -ldflags "-s -w -X main.version=$OTELCOL_VERSION" -o "$out/assistente-otelcol" . ;;
   esac
 }
 
@@ -265,6 +298,7 @@ build() {
     pulumi) log "  Pulumi CLI: about 6 minutes on 2 cores" ;;
     pulumi-kubernetes) log "  Pulumi Kubernetes provider: about 10 minutes on 2 cores, ~4.3 GB of memory" ;;
     k8s-node) log "  kubelet + kube-proxy: about 4 minutes on 2 cores after the control plane" ;;
+    otelcol) log "  OpenTelemetry Collector: about 5 minutes on 2 cores" ;;
   esac
   start=$(date +%s)
   tmp="$bin.tmp.$$"
@@ -283,7 +317,7 @@ main() {
     --regen) regen "$2"; return ;;
   esac
   local tools=("$@")
-  [ ${#tools[@]} -eq 0 ] || [ "${tools[0]}" = all ] && tools=(k8s etcd kwok kustomize actionlint)
+  [ ${#tools[@]} -eq 0 ] || [ "${tools[0]}" = all ] && tools=(k8s etcd kwok kustomize actionlint victorialogs otelcol)
   local tool
   for tool in "${tools[@]}"; do build "$tool"; done
 }

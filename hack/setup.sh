@@ -37,15 +37,30 @@ system() {
   command -v gcc >/dev/null || missing+=(gcc)
   [ -f /usr/lib/x86_64-linux-gnu/libc.a ] || [ -f /usr/lib/aarch64-linux-gnu/libc.a ] || missing+=(libc6-dev)
   command -v openssl >/dev/null || missing+=(openssl)
+  # Observability: promtool and amtool check the rules and routing; the servers run for the
+  # real-scrape tests and beside `make up` (as plain processes: the services stay stopped).
+  command -v promtool >/dev/null || missing+=(prometheus)
+  command -v amtool >/dev/null || missing+=(prometheus-alertmanager)
+  command -v prometheus-redis-exporter >/dev/null || missing+=(prometheus-redis-exporter)
   if [ ${#missing[@]} -eq 0 ]; then
-    log "system packages: present (PostgreSQL 15, Redis, shellcheck, containerd, buildah)"
+    log "system packages: present (PostgreSQL 15, Redis, shellcheck, containerd, buildah, Prometheus, Alertmanager)"
     return
   fi
   log "system packages: installing ${missing[*]} with apt"
   as_root apt-get update -qq
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   # Debian starts a system-wide Redis/PostgreSQL (and containerd) where it can; the project
-  # runs its own, on private ports and sockets, so those are not needed.
+  # runs its own, on private ports and sockets, so those are not needed. The monitoring daemons
+  # would listen on every interface: stop and disable the ones this step just installed (the
+  # binaries stay).
+  if [ -d /run/systemd/system ]; then
+    local unit
+    for unit in prometheus prometheus-alertmanager prometheus-redis-exporter; do
+      if printf '%s\n' "${missing[@]}" | grep -qx "$unit"; then
+        as_root systemctl disable --now "$unit" >/dev/null 2>&1 || true
+      fi
+    done
+  fi
 }
 
 python311() {

@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Self
 
+from assistente_testbed.httpjson import http_ok
 from assistente_testbed.process import (
     LocalServer,
     ManagedProcess,
@@ -102,4 +103,44 @@ class RedisServer(LocalServer):
         wait_until(
             ready, timeout=timeout, what=f"Redis on port {self.port}", log_path=self.log_path
         )
+        return self
+
+
+class RedisExporter(LocalServer):
+    """Debian's prometheus-redis-exporter in front of one Redis, as the sidecar of each Redis pod
+    runs it; its /metrics are the redis_* series the alert rules read."""
+
+    def __init__(self, redis: RedisServer, *, port: int | None = None) -> None:
+        super().__init__(
+            Path(tempfile.mkdtemp(prefix="assistente-redis-exporter-")), owns_base_dir=True
+        )
+        self.redis = redis
+        self.host = "127.0.0.1"
+        self.port = port or free_port()
+        self.log_path = self.base_dir / "redis-exporter.log"
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> Self:
+        found = shutil.which("prometheus-redis-exporter")
+        if found is None:
+            raise ServiceError(
+                "prometheus-redis-exporter not found: run `make setup` (installs it with apt)"
+            )
+        argv = [
+            found,
+            f"-web.listen-address={self.address}",
+            f"-redis.addr=redis://{self.redis.host}:{self.redis.port}",
+        ]
+        self._process = ManagedProcess("redis-exporter", argv, log_path=self.log_path)
+        self._process.start()
+        process = self._process
+
+        def ready() -> bool:
+            process.check_alive()
+            return http_ok(f"http://{self.address}/metrics")
+
+        wait_until(ready, timeout=timeout, what="the Redis exporter", log_path=self.log_path)
         return self

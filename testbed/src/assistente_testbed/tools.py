@@ -16,6 +16,8 @@ TOOLS: dict[str, tuple[str, ...]] = {
     "kwok": ("kwok", "kwokctl"),
     "kustomize": ("kustomize",),
     "actionlint": ("actionlint",),
+    "victorialogs": ("victoria-logs",),
+    "otelcol": ("assistente-otelcol",),
 }
 
 
