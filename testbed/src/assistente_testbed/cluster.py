@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from assistente_testbed import cluster_dns
+from assistente_testbed.gomodules import module_dir
 from assistente_testbed.images import NODE_IMAGES, BuiltImage, ensure_images
 from assistente_testbed.node import NODE_NAME, RealNode
 from assistente_testbed.paths import read_versions, state_dir
@@ -66,28 +67,10 @@ THIRD_PARTY_CRDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
 
 def third_party_crd_files() -> dict[str, list[Path]]:
     """Download (once, through the Go module proxy) the pinned modules and list their CRD files."""
-    from assistente_testbed.paths import repo_root
-
-    versions = read_versions()
-    env = dict(
-        os.environ,
-        GOFLAGS="-mod=mod",
-        GOTOOLCHAIN="local",
-        GOPROXY=os.environ.get("GOPROXY", "https://proxy.golang.org"),
-    )
-    result: dict[str, list[Path]] = {}
-    for name, (module, version_key, files) in THIRD_PARTY_CRDS.items():
-        out = subprocess.run(
-            ["go", "mod", "download", "-json", f"{module}@{versions[version_key]}"],
-            cwd=repo_root() / "tools" / "go" / "crds",
-            env=env,
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        module_dir = Path(json.loads(out.stdout)["Dir"])
-        result[name] = [module_dir / f for f in files]
-    return result
+    return {
+        name: [module_dir(module, version_key) / f for f in files]
+        for name, (module, version_key, files) in THIRD_PARTY_CRDS.items()
+    }
 
 
 class KubeCluster:
