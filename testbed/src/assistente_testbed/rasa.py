@@ -19,16 +19,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from assistente_testbed.httpjson import http_ok
 from assistente_testbed.paths import repo_root, state_dir
 from assistente_testbed.process import ManagedProcess, ServiceError, free_port, wait_until
-
-
-def _http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 (local URL)
-            return bool(200 <= response.status < 300)
-    except (urllib.error.URLError, OSError):
-        return False
 
 
 def _run_hack(script: str, *, timeout: float) -> str:
@@ -117,7 +110,7 @@ class RasaStack:
 
         def actions_ready() -> bool:
             actions.check_alive()
-            return _http_ok(f"{self.actions_url}/health")
+            return http_ok(f"{self.actions_url}/health")
 
         wait_until(actions_ready, timeout=timeout, what="the Rasa action server",
                    interval=0.5, log_path=actions_log)  # fmt: skip
