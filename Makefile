@@ -29,8 +29,8 @@ tools: ## Build the Kubernetes test bed binaries (cached by version)
 
 # ---- the product, locally ------------------------------------------------------------------
 .PHONY: up cluster cluster-down cluster-demo
-up: setup ## Set up, then run the whole assistant locally (widget at http://127.0.0.1:8000/)
-	@$(TESTBED) up
+up: setup ## Set up, then run the whole assistant locally (widget at http://127.0.0.1:8000/); LOGS=1 ships logs, METRICS=0 skips Prometheus
+	@$(TESTBED) up $(if $(filter 1,$(LOGS)),--logs) $(if $(filter 0,$(METRICS)),--no-metrics)
 
 cluster: setup ## Start the local cluster: control plane, kwok nodes, a real node, the operator pod
 	@$(TESTBED) cluster up

@@ -114,7 +114,7 @@ def cluster_status(args: argparse.Namespace) -> int:
 def up(args: argparse.Namespace) -> int:
     from assistente_testbed.stack import run_local_stack
 
-    return run_local_stack()
+    return run_local_stack(metrics=args.metrics, logs=args.logs)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -137,7 +137,19 @@ def main(argv: Sequence[str] | None = None) -> None:
         handler=cluster_status
     )
 
-    commands.add_parser("up", help="run the whole assistant locally").set_defaults(handler=up)
+    run = commands.add_parser("up", help="run the whole assistant locally")
+    run.add_argument(
+        "--no-metrics",
+        dest="metrics",
+        action="store_false",
+        help="do not start Prometheus and Alertmanager beside the stack",
+    )
+    run.add_argument(
+        "--logs",
+        action="store_true",
+        help="ship the logs to a local VictoriaLogs (builds it and the collector the first time)",
+    )
+    run.set_defaults(handler=up)
 
     args = parser.parse_args(argv)
     try:

@@ -144,6 +144,28 @@ class LocalServer:
             self._process.stop()
             self._process = None
 
+    def _launch(
+        self,
+        name: str,
+        argv: Sequence[str],
+        *,
+        log_path: Path,
+        ready: Callable[[], bool],
+        timeout: float,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        """Start the server's process, then wait until `ready()` holds; fail at once, with the
+        log's tail, if the process exits first."""
+        self._process = ManagedProcess(name, argv, log_path=log_path, env=env)
+        self._process.start()
+        process = self._process
+
+        def alive_and_ready() -> bool:
+            process.check_alive()
+            return ready()
+
+        wait_until(alive_and_ready, timeout=timeout, what=name, log_path=log_path)
+
     def remove(self) -> None:
         self.stop()
         if self._owns_base_dir:

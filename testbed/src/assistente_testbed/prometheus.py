@@ -14,13 +14,7 @@ from typing import Any, Self
 import yaml
 
 from assistente_testbed.httpjson import get_json, http_ok, post_form, post_json
-from assistente_testbed.process import (
-    LocalServer,
-    ManagedProcess,
-    ServiceError,
-    free_port,
-    wait_until,
-)
+from assistente_testbed.process import LocalServer, ServiceError, free_port
 
 
 def find_binary(*names: str, package: str) -> Path:
@@ -118,16 +112,12 @@ class PrometheusServer(LocalServer):
             "--web.enable-lifecycle",
             "--log.level=warn",
         ]
-        self._process = ManagedProcess("prometheus", argv, log_path=self.log_path)
-        self._process.start()
-        process = self._process
-
-        def ready() -> bool:
-            process.check_alive()
-            return http_ok(f"{self.url}/-/ready")
-
-        wait_until(
-            ready, timeout=timeout, what=f"Prometheus on port {self.port}", log_path=self.log_path
+        self._launch(
+            f"Prometheus on port {self.port}",
+            argv,
+            log_path=self.log_path,
+            ready=lambda: http_ok(f"{self.url}/-/ready"),
+            timeout=timeout,
         )
         return self
 
@@ -211,19 +201,12 @@ class AlertmanagerServer(LocalServer):
             "--cluster.listen-address=",
             "--log.level=warn",
         ]
-        self._process = ManagedProcess("alertmanager", argv, log_path=self.log_path)
-        self._process.start()
-        process = self._process
-
-        def ready() -> bool:
-            process.check_alive()
-            return http_ok(f"{self.url}/-/ready")
-
-        wait_until(
-            ready,
-            timeout=timeout,
-            what=f"Alertmanager on port {self.port}",
+        self._launch(
+            f"Alertmanager on port {self.port}",
+            argv,
             log_path=self.log_path,
+            ready=lambda: http_ok(f"{self.url}/-/ready"),
+            timeout=timeout,
         )
         return self
 

@@ -134,13 +134,11 @@ class RedisExporter(LocalServer):
             f"-web.listen-address={self.address}",
             f"-redis.addr=redis://{self.redis.host}:{self.redis.port}",
         ]
-        self._process = ManagedProcess("redis-exporter", argv, log_path=self.log_path)
-        self._process.start()
-        process = self._process
-
-        def ready() -> bool:
-            process.check_alive()
-            return http_ok(f"http://{self.address}/metrics")
-
-        wait_until(ready, timeout=timeout, what="the Redis exporter", log_path=self.log_path)
+        self._launch(
+            "the Redis exporter",
+            argv,
+            log_path=self.log_path,
+            ready=lambda: http_ok(f"http://{self.address}/metrics"),
+            timeout=timeout,
+        )
         return self

@@ -2,7 +2,9 @@
 
 PostgreSQL and Redis keep their data under .local/ between runs; Rasa and its action server come
 from Rasa's own venv with the model trained from rasa/ (cached by content hash); the API serves
-the widget at http://127.0.0.1:8000/ and the worker links the queue to Rasa.
+the widget at http://127.0.0.1:8000/ and the worker links the queue to Rasa. Beside them,
+Prometheus (with the alert rules) and Alertmanager watch the stack; with `logs=True` the logs are
+shipped to a local VictoriaLogs too (see testbed/observability.py).
 """
 
 from __future__ import annotations
@@ -10,16 +12,15 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
-from pathlib import Path
 from types import FrameType
 
+from assistente_testbed import observability
+from assistente_testbed.appstack import venv_bin
 from assistente_testbed.fake_datajud import API_KEY as FAKE_DATAJUD_KEY
 from assistente_testbed.fake_datajud import FakeDataJud, sample_cases
+from assistente_testbed.httpjson import http_ok
 from assistente_testbed.paths import state_dir
 from assistente_testbed.postgres import PostgresServer
 from assistente_testbed.process import ManagedProcess, ServiceError, port_open, wait_until
@@ -38,17 +39,8 @@ def _say(step: str) -> None:
     print(f"[make up] {step}", flush=True)
 
 
-def _http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 (loopback URL)
-            return bool(200 <= response.status < 300)
-    except (urllib.error.URLError, OSError):
-        return False
-
-
-def _check_ports_free() -> None:
-    busy = [p for p in (API_PORT, RASA_PORT, ACTIONS_PORT, POSTGRES_PORT, REDIS_PORT)
-            if port_open(p)]  # fmt: skip
+def _check_ports_free(ports: list[int]) -> None:
+    busy = [p for p in ports if port_open(p)]
     if busy:
         raise ServiceError(
             f"port(s) {', '.join(map(str, busy))} on 127.0.0.1 already in use: is another "
@@ -56,14 +48,15 @@ def _check_ports_free() -> None:
         )
 
 
-def _venv_bin(name: str) -> str:
-    return str(Path(sys.executable).parent / name)
-
-
-def run_local_stack() -> int:
-    _check_ports_free()
+def run_local_stack(*, metrics: bool = True, logs: bool = False) -> int:
+    ports = [API_PORT, RASA_PORT, ACTIONS_PORT, POSTGRES_PORT, REDIS_PORT]
+    if metrics:
+        ports += [observability.PROMETHEUS_PORT, observability.ALERTMANAGER_PORT]
+    if logs:
+        ports.append(observability.VICTORIALOGS_PORT)
+    _check_ports_free(ports)
     state = state_dir()
-    logs = state / "logs"
+    log_dir = state / "logs"
     cleanups: list[Callable[[], None]] = []
 
     def stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -100,7 +93,7 @@ def run_local_stack() -> int:
             lock_redis_url=redis.url_for_db(1),
             datajud_base_url=datajud_url,
             datajud_api_key=datajud_key,
-            log_dir=logs,
+            log_dir=log_dir,
             port=RASA_PORT,
             actions_port=ACTIONS_PORT,
         )
@@ -123,33 +116,45 @@ def run_local_stack() -> int:
             env.setdefault(key, value)
         _say("database migrations")
         migrate = subprocess.run(
-            [_venv_bin("assistente-api"), "migrate"],
+            [venv_bin("assistente-api"), "migrate"],
             env=env, capture_output=True, text=True, timeout=300, check=False,
         )  # fmt: skip
         if migrate.returncode != 0:
             raise ServiceError(f"migrations failed:\n{migrate.stderr[-3000:]}")
 
-        worker = ManagedProcess("worker", [_venv_bin("assistente-worker"), "run"],
-                                log_path=logs / "worker.log", env=env)  # fmt: skip
+        worker = ManagedProcess("worker", [venv_bin("assistente-worker"), "run"],
+                                log_path=log_dir / "worker.log", env=env)  # fmt: skip
         cleanups.append(worker.stop)
         worker.start()
         api = ManagedProcess(
             "api",
-            [_venv_bin("assistente-api"), "serve", "--host", "127.0.0.1", "--port", str(API_PORT)],
-            log_path=logs / "api.log", env=env,
+            [venv_bin("assistente-api"), "serve", "--host", "127.0.0.1", "--port", str(API_PORT)],
+            log_path=log_dir / "api.log", env=env,
         )  # fmt: skip
         cleanups.append(api.stop)
         api.start()
 
         def api_ready() -> bool:
             api.check_alive()
-            return _http_ok(f"http://127.0.0.1:{API_PORT}/readyz")
+            return http_ok(f"http://127.0.0.1:{API_PORT}/readyz")
 
         wait_until(api_ready, timeout=60, what="the API", log_path=api.log_path)
+        watch: dict[str, str] = {}
+        if metrics:
+            extra = " + VictoriaLogs and the log shipper" if logs else ""
+            _say(f"Prometheus + Alertmanager{extra} on 127.0.0.1")
+            watch = observability.start(
+                state,
+                targets={"api": f"127.0.0.1:{API_PORT}", "worker": "127.0.0.1:9101"},
+                redis=redis,
+                log_globs=[f"{log_dir}/*.log"] if logs else None,
+                on_cleanup=cleanups.append,
+            )
         print(
             f"\n  Assistente Digital pronto: abra http://127.0.0.1:{API_PORT}/\n"
-            f"  API docs: http://127.0.0.1:{API_PORT}/docs   logs: {logs}\n"
-            "  Ctrl-C para encerrar.\n",
+            f"  API docs: http://127.0.0.1:{API_PORT}/docs   logs: {log_dir}\n"
+            + "".join(f"  {name}: {url}\n" for name, url in watch.items())
+            + "  Ctrl-C para encerrar.\n",
             flush=True,
         )
         while True:

@@ -8,12 +8,13 @@ import os
 import tempfile
 import urllib.parse
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Self
 
 from assistente_testbed.httpjson import http_ok
 from assistente_testbed.paths import repo_root
-from assistente_testbed.process import LocalServer, ManagedProcess, free_port, wait_until
+from assistente_testbed.process import LocalServer, free_port
 from assistente_testbed.tools import ensure_tools
 
 
@@ -55,19 +56,12 @@ class VictoriaLogsServer(LocalServer):
             f"-retentionPeriod={self.retention}",
             "-loggerLevel=WARN",
         ]
-        self._process = ManagedProcess("victoria-logs", argv, log_path=self.log_path)
-        self._process.start()
-        process = self._process
-
-        def ready() -> bool:
-            process.check_alive()
-            return http_ok(f"{self.url}/health")
-
-        wait_until(
-            ready,
-            timeout=timeout,
-            what=f"VictoriaLogs on port {self.port}",
+        self._launch(
+            f"VictoriaLogs on port {self.port}",
+            argv,
             log_path=self.log_path,
+            ready=lambda: http_ok(f"{self.url}/health"),
+            timeout=timeout,
         )
         return self
 
@@ -84,11 +78,12 @@ class VictoriaLogsServer(LocalServer):
 
 
 class LogShipper(LocalServer):
-    """The OpenTelemetry Collector tailing `include` (a glob) and sending to `otlp_logs_url`."""
+    """The OpenTelemetry Collector tailing `include` (absolute globs) and sending to
+    `otlp_logs_url`."""
 
     def __init__(
         self,
-        include: str,
+        include: Sequence[str],
         otlp_logs_url: str,
         base_dir: Path | None = None,
         *,
@@ -112,7 +107,8 @@ class LogShipper(LocalServer):
         self.base_dir.mkdir(parents=True, exist_ok=True)
         env = dict(
             os.environ,
-            ASSISTENTE_LOGS_INCLUDE=self.include,
+            # A YAML flow list: the configuration reads the variable as YAML.
+            ASSISTENTE_LOGS_INCLUDE="[" + ", ".join(self.include) + "]",
             ASSISTENTE_LOGS_OTLP_URL=self.otlp_logs_url,
             ASSISTENTE_LOGS_TENANT=self.tenant,
             ASSISTENTE_LOGS_STORAGE_DIR=str(self.base_dir / "storage"),
@@ -122,13 +118,12 @@ class LogShipper(LocalServer):
             ASSISTENTE_LOGS_METRICS_PORT=str(self.metrics_port),
         )
         argv = [str(binary), f"--config={collector_config()}"]
-        self._process = ManagedProcess("log-shipper", argv, log_path=self.log_path, env=env)
-        self._process.start()
-        process = self._process
-
-        def ready() -> bool:
-            process.check_alive()
-            return http_ok(f"http://127.0.0.1:{self.health_port}/")
-
-        wait_until(ready, timeout=timeout, what="the log shipper", log_path=self.log_path)
+        self._launch(
+            "the log shipper",
+            argv,
+            log_path=self.log_path,
+            ready=lambda: http_ok(f"http://127.0.0.1:{self.health_port}/"),
+            timeout=timeout,
+            env=env,
+        )
         return self

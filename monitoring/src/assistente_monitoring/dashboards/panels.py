@@ -32,22 +32,27 @@ def datasource_variable() -> dashboard_builders.DatasourceVariable:
     )
 
 
+def _label_variable(name: str, label: str, query: str) -> dashboard_builders.QueryVariable:
+    return (
+        dashboard_builders.QueryVariable(name)
+        .label(label)
+        .datasource(DATASOURCE)
+        .query(query)
+        .refresh(dashboard.VariableRefresh.ON_TIME_RANGE_CHANGED)
+        .sort(dashboard.VariableSort.ALPHABETICAL_ASC)
+    )
+
+
 def assistant_variables() -> list[cogbuilder.Builder[dashboard.VariableModel]]:
     """Data source, then namespace and assistant, each listing only what Prometheus has seen."""
     return [
         datasource_variable(),
-        dashboard_builders.QueryVariable("namespace")
-        .label("Namespace")
-        .datasource(DATASOURCE)
-        .query('label_values(up{assistente!=""}, namespace)')
-        .refresh(dashboard.VariableRefresh.ON_TIME_RANGE_CHANGED)
-        .sort(dashboard.VariableSort.ALPHABETICAL_ASC),
-        dashboard_builders.QueryVariable("assistente")
-        .label("Assistente")
-        .datasource(DATASOURCE)
-        .query('label_values(up{namespace="$namespace", assistente!=""}, assistente)')
-        .refresh(dashboard.VariableRefresh.ON_TIME_RANGE_CHANGED)
-        .sort(dashboard.VariableSort.ALPHABETICAL_ASC),
+        _label_variable("namespace", "Namespace", 'label_values(up{assistente!=""}, namespace)'),
+        _label_variable(
+            "assistente",
+            "Assistente",
+            'label_values(up{namespace="$namespace", assistente!=""}, assistente)',
+        ),
     ]
 
 
