@@ -21,6 +21,8 @@ COPY contract/src/assistente_contract /opt/deps/assistente_contract
 ENV PYTHONPATH=/opt/deps \
     KNOWLEDGE_DIR=/app/knowledge
 COPY rasa/actions ./actions
+# rasa_sdk imports this package when present: it adds GET /metrics to the action server.
+COPY rasa/rasa_sdk_plugins ./rasa_sdk_plugins
 COPY rasa/knowledge ./knowledge
 USER 1001
 EXPOSE 5055

@@ -122,9 +122,7 @@ async def test_health_readiness_metrics(harness: Harness) -> None:
     await harness.post_message(conversation_id, token, "olá")
     text = (await harness.client.get("/metrics")).text
     assert "assistente_http_request_duration_seconds_bucket" in text
-    assert 'assistente_messages_total{channel="web",direction="inbound"}' in text
-    key = harness.resources.queues.inbound_for(conversation_id).key
-    assert f'assistente_queue_depth{{stream="{key}"}} 1.0' in text
+    assert 'assistente_messages_accepted_total{channel="web"}' in text
 
 
 async def test_widget_page_is_accessible_html(harness: Harness) -> None:

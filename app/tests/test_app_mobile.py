@@ -23,9 +23,11 @@ def api_paths(app: FastAPI) -> set[str]:
 
 
 def messages_counted(channel: str, direction: str) -> float:
-    value = REGISTRY.get_sample_value(
-        "assistente_messages_total", {"channel": channel, "direction": direction}
-    )
+    name, labels = {
+        "inbound": ("assistente_messages_accepted_total", {"channel": channel}),
+        "outbound": ("assistente_deliveries_total", {"channel": channel, "outcome": "sent"}),
+    }[direction]
+    value = REGISTRY.get_sample_value(name, labels)
     return value or 0.0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from assistente_contract import TEAMS
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
@@ -17,6 +18,7 @@ from assistente_app.api.middleware import (
     RequestContextMiddleware,
 )
 from assistente_app.channels.registry import CHANNELS, enabled_channels
+from assistente_app.core import metrics
 from assistente_app.core.logging import configure_logging
 from assistente_app.escalation.router import router as agent_router
 from assistente_app.lgpd.router import router as lgpd_router
@@ -70,6 +72,13 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
     for router in (protocols_router, agent_router, lgpd_router, queue_router, ops_router):
         app.include_router(router)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(
+        RequestContextMiddleware,
+        message_routes={
+            route: channel.name for channel in CHANNELS for route in channel.message_routes
+        },
+    )
     app.add_middleware(ClientAddressMiddleware, trusted=settings.trusted_networks)
+    metrics.initialise_api(channels=[channel.name for channel in CHANNELS], teams=TEAMS)
+    metrics.QUEUE_MAX_LENGTH.set(settings.queue_max_length)
     return app

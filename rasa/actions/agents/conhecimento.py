@@ -17,7 +17,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions import responses
+from actions import metrics, responses
 from actions.agents.common import (
     PENDING_OFFER_HUMAN,
     PENDING_RESOLVED,
@@ -94,6 +94,8 @@ class KnowledgeAgent(Action):
             intent_confidence(tracker) < config.escalation_threshold
         )
         answer = None if unsure else self.best_answer(question)
+        if not unsure:
+            metrics.KNOWLEDGE_LOOKUPS.inc(result="miss" if answer is None else "hit")
         if answer is None:
             return self.no_answer(dispatcher, tracker)
 

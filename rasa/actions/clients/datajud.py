@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
 import aiohttp
 
+from actions import metrics
 from actions.cnj import CaseNumber, datajud_alias
 
 log = logging.getLogger(__name__)
@@ -59,6 +61,29 @@ class LookupResult:
     other_degrees: tuple[str, ...] = field(default=())
 
 
+def _result(status: int, body: dict[str, Any] | None, alias: str) -> LookupResult:
+    if status in (401, 403):
+        log.error("DataJud refused the API key (HTTP %s): rotate DATAJUD_API_KEY", status)
+        return LookupResult(Outcome.UNAUTHORIZED, alias=alias)
+    if status == 404:
+        # Unknown index: the alias table and DataJud disagree.
+        log.warning("DataJud has no index api_publica_%s", alias)
+        return LookupResult(Outcome.UNSUPPORTED_TRIBUNAL, alias=alias)
+    if status != 200 or body is None:
+        return LookupResult(Outcome.UNAVAILABLE, alias=alias)
+    return _interpret(body, alias)
+
+
+def _metric_outcome(status: int, result: LookupResult) -> str:
+    if status == 0:
+        return "timeout"  # no HTTP answer at all: unreachable or too slow
+    if result.outcome is Outcome.NOT_FOUND:
+        return "not_found"
+    if status == 200:
+        return "ok"
+    return "error"
+
+
 class DataJudClient:
     def __init__(
         self,
@@ -80,17 +105,13 @@ class DataJudClient:
         if alias is None:
             return LookupResult(Outcome.UNSUPPORTED_TRIBUNAL)
         query = {"query": {"match": {"numeroProcesso": number.digits}}, "size": 10}
+        started = time.perf_counter()
         status, body = await self._search(alias, query)
-        if status in (401, 403):
-            log.error("DataJud refused the API key (HTTP %s): rotate DATAJUD_API_KEY", status)
-            return LookupResult(Outcome.UNAUTHORIZED, alias=alias)
-        if status == 404:
-            # Unknown index: the alias table and DataJud disagree.
-            log.warning("DataJud has no index api_publica_%s", alias)
-            return LookupResult(Outcome.UNSUPPORTED_TRIBUNAL, alias=alias)
-        if status != 200 or body is None:
-            return LookupResult(Outcome.UNAVAILABLE, alias=alias)
-        return _interpret(body, alias)
+        result = _result(status, body, alias)
+        metrics.DATAJUD_REQUEST_DURATION.observe(
+            time.perf_counter() - started, outcome=_metric_outcome(status, result)
+        )
+        return result
 
     async def _search(self, alias: str, query: dict[str, Any]) -> tuple[int, dict[str, Any] | None]:
         """POST the query, retrying transport errors and 5xx/429 with exponential backoff.

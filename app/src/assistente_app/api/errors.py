@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from contextvars import ContextVar
 from typing import Final
 
 from fastapi import FastAPI, Request
@@ -25,6 +26,9 @@ from assistente_app.core.errors import (
 )
 
 log = logging.getLogger(__name__)
+
+# The `code` of the error answer being sent, for the request middleware's metrics.
+response_error_code: ContextVar[str | None] = ContextVar("response_error_code", default=None)
 
 # A subclass takes the status of its nearest listed ancestor (e.g. QueueFullError → 503).
 HTTP_STATUS: Final[Mapping[type[AppError], int]] = {
@@ -74,6 +78,7 @@ def http_headers(exc: AppError) -> dict[str, str] | None:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def _app_error(_: Request, exc: AppError) -> JSONResponse:
+        response_error_code.set(exc.code)
         return JSONResponse(
             error_body(exc.code, exc.message),
             status_code=http_status(exc),

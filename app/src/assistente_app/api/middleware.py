@@ -7,9 +7,11 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Mapping
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from assistente_app.api.errors import response_error_code
 from assistente_app.core import metrics
 from assistente_app.core.errors import error_body
 from assistente_app.core.logging import protocol_var, request_id_var
@@ -18,8 +20,13 @@ log = logging.getLogger("assistente_app.access")
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    """Request id and protocol context, the access log, request latency, and — on the routes
+    that carry citizen messages (``message_routes``: route template → channel) — the count of
+    refused messages by reason."""
+
+    def __init__(self, app: ASGIApp, message_routes: Mapping[str, str] | None = None) -> None:
         self.app = app
+        self.message_routes = dict(message_routes or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -30,6 +37,8 @@ class RequestContextMiddleware:
         request_id = incoming or uuid.uuid4().hex
         request_token = request_id_var.set(request_id)
         protocol_token = protocol_var.set(None)
+        channel_token = metrics.message_channel.set(None)
+        error_token = response_error_code.set(None)
         status = 500
         started = time.perf_counter()
 
@@ -47,14 +56,22 @@ class RequestContextMiddleware:
             elapsed = time.perf_counter() - started
             route = scope.get("route")
             route_path = getattr(route, "path", "unmatched")
-            metrics.REQUEST_LATENCY.labels(
-                method=scope["method"], route=route_path, status=str(status)
-            ).observe(elapsed)
             if route_path not in ("/metrics", "/healthz", "/readyz"):
+                metrics.HTTP_REQUEST_DURATION.labels(
+                    method=scope["method"], route=route_path, status=str(status)
+                ).observe(elapsed)
                 # Path only, never the query string: it may carry tokens or challenges.
                 log.info("%s %s %d %.1fms", scope["method"], route_path, status, elapsed * 1000)
+            route_channel = self.message_routes.get(route_path)
+            if route_channel is not None and scope["method"] == "POST" and status >= 400:
+                metrics.MESSAGES_REJECTED.labels(
+                    channel=metrics.message_channel.get() or route_channel,
+                    reason=metrics.rejection_reason(status, response_error_code.get()),
+                ).inc()
             request_id_var.reset(request_token)
             protocol_var.reset(protocol_token)
+            metrics.message_channel.reset(channel_token)
+            response_error_code.reset(error_token)
 
 
 class BodySizeLimitMiddleware:

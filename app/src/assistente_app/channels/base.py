@@ -44,6 +44,9 @@ class ChannelAdapter:
     """``None`` when replies reach the citizen through the event hub (WebSocket, pending call)."""
     static: tuple[str, Path] | None = None
     """Files served as they are: (URL prefix, folder)."""
+    message_routes: tuple[str, ...] = ()
+    """Route templates whose POST carries citizen messages: refusals there are counted as
+    rejected messages of this channel (metrics)."""
 
     def is_enabled(self, settings: object) -> bool:
         """The channel's switch, ``<name>_enabled`` in its settings (on without settings)."""

@@ -7,6 +7,7 @@ import logging
 from assistente_app.channels.inbound import InboundText
 from assistente_app.conversations import models as m
 from assistente_app.conversations import service as conversation_service
+from assistente_app.core import metrics
 from assistente_app.core.errors import TooManyRequestsError
 from assistente_app.core.ratelimit import enforce_rate_limit
 from assistente_app.runtime import Resources
@@ -41,6 +42,7 @@ async def ingest_text(
         if limited:
             await session.commit()
             log.warning("rate limit: dropped a message", extra={"channel": channel})
+            metrics.MESSAGES_REJECTED.labels(channel=channel, reason="rate_limited").inc()
             return conversation, None
         message, _duplicate = await conversation_service.accept_user_message(
             session=session,

@@ -162,7 +162,7 @@ async def accept_user_message(
             conversation.last_activity_at = now
     await session.commit()
     if not duplicate:
-        metrics.MESSAGES.labels(channel=conversation.channel, direction="inbound").inc()
+        metrics.MESSAGES_ACCEPTED.labels(channel=conversation.channel).inc()
     if message.status == m.ACCEPTED:
         await queues.inbound_for(str(conversation.id)).add(
             {"message_id": str(message.id), "conversation_id": str(conversation.id)}

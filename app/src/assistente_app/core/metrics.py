@@ -1,23 +1,201 @@
-"""Prometheus metrics shared by the API and the worker (module-level objects, no I/O)."""
+"""Prometheus metrics of the API and the worker (module-level objects, no I/O).
+
+Names, types, labels and buckets follow monitoring/.../catalogue/metrics.yaml, where they are
+decided (a test compares this registry with it). Labels have small, closed value sets; who or
+which conversation is never a label (that is what the logs are for). The scrape adds
+``namespace``, ``assistente``, ``component`` and ``pod``.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+import contextvars
+from collections.abc import Iterable
 
-REQUEST_LATENCY = Histogram(
+from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
+
+# The `_created` series double the series count and no rule or dashboard reads them.
+disable_created_metrics()  # type: ignore[no-untyped-call]
+
+STREAMS = ("inbound", "outbound")
+REJECTION_REASONS = (
+    "queue_full",
+    "server_error",
+    "rate_limited",
+    "invalid",
+    "unauthorized",
+    "too_large",
+    "not_configured",
+)
+TURN_OUTCOMES = ("replied", "escalated", "human", "failed")
+RASA_OUTCOMES = ("ok", "unavailable", "error")
+RETRY_REASONS = ("transient", "error")
+DELIVERY_OUTCOMES = ("sent", "failed")
+
+# The channel of the citizen message a request carries, once known (the web contract serves
+# the widget and the mobile app alike): rejections are counted under it.
+message_channel: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "message_channel", default=None
+)
+
+# ---- API ---------------------------------------------------------------------------------
+HTTP_REQUEST_DURATION = Histogram(
     "assistente_http_request_duration_seconds",
-    "HTTP request latency by route",
+    "HTTP request latency by route template (health, readiness and metrics excluded)",
     ["method", "route", "status"],
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
-MESSAGES = Counter(
-    "assistente_messages_total", "Messages by channel and direction", ["channel", "direction"]
+MESSAGES_ACCEPTED = Counter(
+    "assistente_messages_accepted_total",
+    "Citizen messages stored and queued (redeliveries not counted again)",
+    ["channel"],
 )
-ESCALATIONS = Counter("assistente_escalations_total", "Escalations to level 2 by team", ["team"])
-QUEUE_DEPTH = Gauge("assistente_queue_depth", "Entries waiting or pending in a stream", ["stream"])
-DEAD_LETTERS = Counter("assistente_dead_letters_total", "Entries moved to a dead-letter stream")
-WORKER_RESULTS = Counter(
-    "assistente_worker_results_total", "Worker outcomes", ["stream", "outcome"]
+MESSAGES_REJECTED = Counter(
+    "assistente_messages_rejected_total",
+    "Citizen messages refused before they were stored, by reason",
+    ["channel", "reason"],
 )
-RASA_LATENCY = Histogram("assistente_rasa_request_duration_seconds", "Rasa REST webhook latency")
-WEBSOCKETS = Gauge("assistente_websockets_open", "Open WebSocket connections in this process")
+WEBSOCKETS_OPEN = Gauge("assistente_websockets_open", "WebSocket connections open in this process")
+QUEUE_MAX_LENGTH = Gauge(
+    "assistente_queue_max_length", "Backpressure threshold of each inbound stream partition"
+)
+ESCALATION_CLAIMS = Counter(
+    "assistente_escalation_claims_total", "Queued conversations a clerk claimed", ["team"]
+)
+ESCALATION_WAIT = Histogram(
+    "assistente_escalation_wait_seconds",
+    "Wait in the level-2 queue before a clerk claimed the conversation",
+    ["team"],
+    buckets=(30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400),
+)
+
+# ---- worker --------------------------------------------------------------------------------
+TURNS = Counter(
+    "assistente_turns_total",
+    "Citizen messages the worker finished, by outcome",
+    ["channel", "outcome"],
+)
+TURN_DURATION = Histogram(
+    "assistente_turn_duration_seconds",
+    "From the message being accepted to the bot's reply being stored",
+    ["channel"],
+    buckets=(0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 30, 60, 120, 300),
+)
+RASA_REQUEST_DURATION = Histogram(
+    "assistente_rasa_request_duration_seconds",
+    "Calls to Rasa's REST webhook, by outcome",
+    ["outcome"],
+    buckets=(0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+WORKER_RETRIES = Counter(
+    "assistente_worker_retries_total",
+    "Stream entries handed back for another try",
+    ["stream", "reason"],
+)
+DEAD_LETTERS = Counter(
+    "assistente_dead_letters_total", "Stream entries moved to the dead-letter stream", ["stream"]
+)
+DELIVERIES = Counter(
+    "assistente_deliveries_total", "Replies pushed to the citizen's channel", ["channel", "outcome"]
+)
+STREAM_LENGTH = Gauge(
+    "assistente_stream_length", "Entries in the stream (the backlog)", ["stream", "partition"]
+)
+STREAM_PENDING = Gauge(
+    "assistente_stream_pending",
+    "Entries delivered and not yet acknowledged",
+    ["stream", "partition"],
+)
+STREAM_LAG = Gauge(
+    "assistente_stream_lag", "Entries no consumer has read yet", ["stream", "partition"]
+)
+STREAM_OLDEST_AGE = Gauge(
+    "assistente_stream_oldest_age_seconds",
+    "Age of the oldest entry in the stream (0 when empty)",
+    ["stream", "partition"],
+)
+STREAM_DEAD_LETTERS = Gauge(
+    "assistente_stream_dead_letters",
+    "Entries waiting in the dead-letter stream",
+    ["stream", "partition"],
+)
+
+# ---- level 2 ------------------------------------------------------------------------------
+ESCALATIONS = Counter(
+    "assistente_escalations_total", "Conversations put in a level-2 queue", ["team"]
+)
+ESCALATION_ABANDONMENTS = Counter(
+    "assistente_escalation_abandonments_total",
+    "Queued conversations that ended before a clerk claimed them",
+    ["team"],
+)
+ESCALATION_QUEUE_LENGTH = Gauge(
+    "assistente_escalation_queue_length", "Conversations waiting in the level-2 queue", ["team"]
+)
+ESCALATION_OLDEST_WAIT = Gauge(
+    "assistente_escalation_oldest_wait_seconds",
+    "Wait of the conversation at the head of the queue (0 when empty)",
+    ["team"],
+)
+ESCALATION_IN_PROGRESS = Gauge(
+    "assistente_escalation_in_progress", "Conversations a clerk has claimed", ["team"]
+)
+ESCALATION_MAX_WAIT = Gauge(
+    "assistente_escalation_max_wait_seconds", "The resource's limit on a citizen's wait for a clerk"
+)
+
+
+def rejection_reason(status: int, error_code: str | None) -> str:
+    """Why a request carrying a citizen message was refused, from its answer."""
+    if error_code == "queue_full":
+        return "queue_full"
+    if status >= 500:
+        return "server_error"
+    by_status = {
+        429: "rate_limited",
+        401: "unauthorized",
+        403: "unauthorized",
+        413: "too_large",
+        404: "not_configured",
+    }
+    return by_status.get(status, "invalid")
+
+
+def initialise_api(*, channels: Iterable[str], teams: Iterable[str]) -> None:
+    """Create every label combination at 0, so rate() sees the first event."""
+    for channel in channels:
+        MESSAGES_ACCEPTED.labels(channel=channel)
+        for reason in REJECTION_REASONS:
+            MESSAGES_REJECTED.labels(channel=channel, reason=reason)
+    for team in teams:
+        ESCALATION_CLAIMS.labels(team=team)
+        ESCALATION_WAIT.labels(team=team)
+
+
+def initialise_worker(*, channels: Iterable[str], teams: Iterable[str], partitions: int) -> None:
+    """Create every label combination at 0, so rate() sees the first event."""
+    for channel in channels:
+        TURN_DURATION.labels(channel=channel)
+        for outcome in TURN_OUTCOMES:
+            TURNS.labels(channel=channel, outcome=outcome)
+        for outcome in DELIVERY_OUTCOMES:
+            DELIVERIES.labels(channel=channel, outcome=outcome)
+    for rasa_outcome in RASA_OUTCOMES:
+        RASA_REQUEST_DURATION.labels(outcome=rasa_outcome)
+    for stream in STREAMS:
+        DEAD_LETTERS.labels(stream=stream)
+        for reason in RETRY_REASONS:
+            WORKER_RETRIES.labels(stream=stream, reason=reason)
+        for partition in range(partitions):
+            for gauge in (
+                STREAM_LENGTH,
+                STREAM_PENDING,
+                STREAM_LAG,
+                STREAM_OLDEST_AGE,
+                STREAM_DEAD_LETTERS,
+            ):
+                gauge.labels(stream=stream, partition=str(partition))
+    for team in teams:
+        ESCALATIONS.labels(team=team)
+        ESCALATION_ABANDONMENTS.labels(team=team)
+        for level2 in (ESCALATION_QUEUE_LENGTH, ESCALATION_OLDEST_WAIT, ESCALATION_IN_PROGRESS):
+            level2.labels(team=team)

@@ -102,7 +102,12 @@ class CoreSettings(BaseSettings):
         default=500, ge=1, description="Conversations waiting per team before new ones are refused"
     )
     escalation_max_wait_minutes: int = Field(
-        default=60, ge=1, description="Wait after which a queued citizen is offered to come back"
+        default=60,
+        ge=1,
+        description=(
+            "Wait after which a queued citizen is offered to come back (and the level-2 alert's "
+            "limit, exported as a metric)"
+        ),
     )
 
     # Auth (OIDC for agents and admins)

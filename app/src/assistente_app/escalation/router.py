@@ -108,6 +108,7 @@ async def claim(
         agent_name=agent.name,
     )
     await session.commit()
+    service.record_claim(conversation)
     await conversation_service.enqueue_delivery(
         queues=resources.queues, conversation_id=conversation.id, message_ids=[notice.id]
     )

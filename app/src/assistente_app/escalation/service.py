@@ -218,6 +218,15 @@ async def claim(
     return conversation, message
 
 
+def record_claim(conversation: m.Conversation) -> None:
+    """Count a claim and how long the citizen waited for it."""
+    team = as_team(conversation.team)
+    metrics.ESCALATION_CLAIMS.labels(team=team).inc()
+    if conversation.queued_at is not None and conversation.claimed_at is not None:
+        waited = (conversation.claimed_at - conversation.queued_at).total_seconds()
+        metrics.ESCALATION_WAIT.labels(team=team).observe(max(0.0, waited))
+
+
 def ensure_owner(conversation: m.Conversation, agent_sub: str, *, is_admin: bool) -> None:
     if conversation.status != m.HUMAN:
         raise ConflictError("Assuma a conversa antes de responder, transferir ou encerrar.")

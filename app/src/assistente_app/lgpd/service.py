@@ -6,11 +6,13 @@ import datetime as dt
 import hashlib
 from typing import Any
 
+from assistente_contract import as_team
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistente_app.conversations import models as m
 from assistente_app.conversations.schemas import MessageOut
+from assistente_app.core import metrics
 from assistente_app.lgpd.models import LgpdRequest
 
 
@@ -120,10 +122,10 @@ async def apply_retention(
         await session.execute(
             delete(m.Conversation)
             .where(m.Conversation.last_activity_at < cutoff)
-            .returning(m.Conversation.id)
+            .returning(m.Conversation.status, m.Conversation.team)
         )
-    ).scalars()
-    count = len(list(deleted))
+    ).all()
+    count = len(deleted)
     session.add(
         LgpdRequest(
             kind="retention",
@@ -133,6 +135,9 @@ async def apply_retention(
         )
     )
     await session.commit()
+    for status, team in deleted:
+        if status == m.QUEUED:  # the citizen never got a clerk
+            metrics.ESCALATION_ABANDONMENTS.labels(team=as_team(team)).inc()
     return count
 
 

@@ -11,7 +11,6 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from assistente_app.api.deps import ResourcesDep
-from assistente_app.core import metrics
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["operations"])
@@ -46,11 +45,6 @@ async def readyz(resources: ResourcesDep) -> JSONResponse:
 
 
 @router.get("/metrics", response_class=Response)
-async def prometheus_metrics(resources: ResourcesDep) -> Response:
-    """Prometheus text format; queue depth is read from Redis at scrape time."""
-    try:
-        for queue in resources.queues.all():
-            metrics.QUEUE_DEPTH.labels(stream=queue.key).set(await queue.depth())
-    except Exception as exc:  # a scrape must still answer when Redis is down
-        log.warning("queue depth unavailable: %s", type(exc).__name__)
+async def prometheus_metrics() -> Response:
+    """Prometheus text format (the stream and level-2 gauges come from the worker)."""
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -135,6 +135,7 @@ class StreamConsumer:
             await self.handler(entry)
         except TransientError as exc:
             log.warning("transient failure, will retry: %s", exc, extra={"stream": entry.stream})
+            metrics.WORKER_RETRIES.labels(stream=self.queue.kind, reason="transient").inc()
             outcome = "retry"
         except Exception as exc:
             failures = await self.queue.record_failure(entry.id)
@@ -153,12 +154,12 @@ class StreamConsumer:
                     except Exception:
                         log.exception("dead-letter hook failed for %s", entry.id)
                 await self.queue.dead_letter(entry, reason)
-                metrics.DEAD_LETTERS.inc()
+                metrics.DEAD_LETTERS.labels(stream=self.queue.kind).inc()
                 outcome = "dead"
             else:
+                metrics.WORKER_RETRIES.labels(stream=self.queue.kind, reason="error").inc()
                 outcome = "failed"
         else:
             await self.queue.ack(entry.id)
             outcome = "done"
-        metrics.WORKER_RESULTS.labels(stream=entry.stream, outcome=outcome).inc()
         return outcome

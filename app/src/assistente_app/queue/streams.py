@@ -15,6 +15,7 @@ pending), which is what backpressure and the queue-depth metric need.
 from __future__ import annotations
 
 import logging
+import re
 import time
 import zlib
 from dataclasses import dataclass
@@ -53,6 +54,20 @@ def partition_for(conversation_id: str, partitions: int) -> int:
     return zlib.crc32(conversation_id.encode()) % partitions
 
 
+_KEY_TAG = re.compile(r"\{(?P<kind>[a-z]+)-(?P<partition>\d+)\}")
+
+
+@dataclass(frozen=True)
+class StreamStats:
+    """What the worker's metrics report for one stream (read in one round trip)."""
+
+    length: int
+    pending: int
+    lag: int
+    oldest_age_s: float
+    dead_letters: int
+
+
 class QueueFullError(ServiceUnavailableError):
     """The backlog is at ``max_length``: new work is refused until the workers catch up."""
 
@@ -73,6 +88,10 @@ class StreamQueue:
         self.min_replicas_ack = min_replicas_ack
         self._depth = 0
         self._depth_at = -DEPTH_CACHE_S
+        tag = _KEY_TAG.search(key)
+        # "inbound"/"outbound" and the partition number: the metrics' labels.
+        self.kind = tag["kind"] if tag else key
+        self.partition = tag["partition"] if tag else "0"
 
     async def ensure_group(self) -> None:
         try:
@@ -169,6 +188,25 @@ class StreamQueue:
                 await self.redis.xgroup_delconsumer(self.key, GROUP, name)
                 removed.append(name)
         return removed
+
+    async def stats(self) -> StreamStats:
+        """Backlog, pending, unread (the group's lag), the oldest entry's age, dead letters."""
+        await self.ensure_group()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.xlen(self.key)
+            pipe.xrange(self.key, count=1)
+            pipe.xlen(self.dead_key)
+            pipe.xinfo_groups(self.key)
+            length, first, dead, groups = await pipe.execute()
+        group: dict[str, Any] = next((g for g in groups if str(g["name"]) == GROUP), {})
+        oldest_age = Entry(self.key, str(first[0][0]), {}).age_s if first else 0.0
+        return StreamStats(
+            length=int(length),
+            pending=int(group.get("pending") or 0),
+            lag=int(group.get("lag") or 0),
+            oldest_age_s=max(0.0, oldest_age),
+            dead_letters=int(dead),
+        )
 
     async def pending_count(self) -> int:
         info = await self.redis.xpending(self.key, GROUP)

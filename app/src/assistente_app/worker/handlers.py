@@ -80,6 +80,7 @@ async def _process_turn(ctx: WorkerContext, message_id: uuid.UUID) -> None:
         if conversation.status in (m.QUEUED, m.HUMAN):
             message.status = m.FOR_AGENT  # the bot stays silent while a human owns it
             await session.commit()
+            metrics.TURNS.labels(channel=conversation.channel, outcome="human").inc()
             return
         text = message.text
         metadata = MessageMetadata(
@@ -127,8 +128,14 @@ async def store_bot_turn(
             )
             reply_ids.append(notice.id)
         message.status = m.PROCESSED
-        conversation.last_activity_at = conversation_service.now_utc()
+        stored_at = conversation_service.now_utc()
+        conversation.last_activity_at = stored_at
         await session.commit()
+        outcome = "escalated" if conversation.status == m.QUEUED else "replied"
+        metrics.TURNS.labels(channel=conversation.channel, outcome=outcome).inc()
+        metrics.TURN_DURATION.labels(channel=conversation.channel).observe(
+            max(0.0, (stored_at - message.created_at).total_seconds())
+        )
     return reply_ids
 
 
@@ -182,7 +189,11 @@ async def handle_outbound(ctx: WorkerContext, entry: Entry) -> None:
         for message in messages:
             text = as_text(message.text, message.payload)
             if text:
-                await _send_on_channel(ctx, conversation, text)
+                try:
+                    await _send_on_channel(ctx, conversation, text)
+                except Exception:
+                    metrics.DELIVERIES.labels(channel=conversation.channel, outcome="failed").inc()
+                    raise
             # Commit each one: a retry after a partial failure must not resend the earlier ones.
             await session.execute(
                 update(m.Message)
@@ -190,7 +201,7 @@ async def handle_outbound(ctx: WorkerContext, entry: Entry) -> None:
                 .values(delivered_at=conversation_service.now_utc())
             )
             await session.commit()
-            metrics.MESSAGES.labels(channel=conversation.channel, direction="outbound").inc()
+            metrics.DELIVERIES.labels(channel=conversation.channel, outcome="sent").inc()
         await publish_event(
             ctx.redis,
             ctx.settings.queue_prefix,
@@ -222,6 +233,7 @@ async def on_inbound_dead_letter(ctx: WorkerContext, entry: Entry, reason: str) 
         conversation = await session.get(m.Conversation, message.conversation_id)
         assert conversation is not None
         message.status = m.FAILED
+        metrics.TURNS.labels(channel=conversation.channel, outcome="failed").inc()
         notice = await conversation_service.add_message(
             session=session,
             conversation_id=conversation.id,

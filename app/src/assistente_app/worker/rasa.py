@@ -33,19 +33,23 @@ class RasaClient:
         self, *, sender: str, message: str, metadata: MessageMetadata
     ) -> list[dict[str, Any]]:
         started = time.perf_counter()
+        outcome = "unavailable"
         try:
             response = await self.http.post(
                 self.url,
                 json={"sender": sender, "message": message, "metadata": metadata},
                 timeout=self.timeout_s,
             )
+            if response.status_code in TRANSIENT_STATUSES:
+                raise TransientError(f"Rasa answered {response.status_code}")
+            outcome = "ok" if response.is_success else "error"
         except httpx.TransportError as exc:
             # Connection refused, DNS, timeout: Rasa is down or restarting, not a bad message.
             raise TransientError(f"Rasa unreachable: {type(exc).__name__}") from exc
         finally:
-            metrics.RASA_LATENCY.observe(time.perf_counter() - started)
-        if response.status_code in TRANSIENT_STATUSES:
-            raise TransientError(f"Rasa answered {response.status_code}")
+            metrics.RASA_REQUEST_DURATION.labels(outcome=outcome).observe(
+                time.perf_counter() - started
+            )
         response.raise_for_status()  # a 500 on this input counts towards dead-lettering
         body = response.json()
         if not isinstance(body, list):

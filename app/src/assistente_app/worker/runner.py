@@ -11,8 +11,9 @@ import os
 import socket
 from collections.abc import Awaitable, Callable
 
+from assistente_contract import TEAMS, as_team
 from prometheus_client import start_http_server
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from assistente_app.channels.registry import CHANNELS, enabled_channels
 from assistente_app.conversations import models as m
@@ -30,6 +31,8 @@ from assistente_app.worker.handlers import (
 from assistente_app.worker.rasa import RasaClient
 
 log = logging.getLogger(__name__)
+# How often the stream and level-2 gauges are read (the backlog alert's threshold is 60 s).
+METRICS_SAMPLE_S = 5.0
 
 
 def consumer_name() -> str:
@@ -145,15 +148,59 @@ async def _periodic(
             await asyncio.wait_for(stop.wait(), timeout=every_s)
 
 
-async def _update_depth(ctx: WorkerContext) -> None:
+async def sample_queues(ctx: WorkerContext) -> None:
+    """Stream gauges: backlog, pending, unread, oldest entry's age, dead letters."""
     for queue in ctx.queues.all():
-        metrics.QUEUE_DEPTH.labels(stream=queue.key).set(await queue.depth())
+        stats = await queue.stats()
+        labels = {"stream": queue.kind, "partition": queue.partition}
+        metrics.STREAM_LENGTH.labels(**labels).set(stats.length)
+        metrics.STREAM_PENDING.labels(**labels).set(stats.pending)
+        metrics.STREAM_LAG.labels(**labels).set(stats.lag)
+        metrics.STREAM_OLDEST_AGE.labels(**labels).set(stats.oldest_age_s)
+        metrics.STREAM_DEAD_LETTERS.labels(**labels).set(stats.dead_letters)
+
+
+async def sample_level2(ctx: WorkerContext) -> None:
+    """Level-2 gauges per team: queued, the head of the queue's wait, in progress."""
+    now = dt.datetime.now(dt.UTC)
+    async with ctx.db.read_sessions() as session:
+        rows = (
+            await session.execute(
+                select(
+                    m.Conversation.team,
+                    m.Conversation.status,
+                    func.count(),
+                    func.min(m.Conversation.queued_at),
+                )
+                .where(m.Conversation.status.in_((m.QUEUED, m.HUMAN)))
+                .group_by(m.Conversation.team, m.Conversation.status)
+            )
+        ).all()
+    queued = {team: (0, 0.0) for team in TEAMS}
+    in_progress = dict.fromkeys(TEAMS, 0)
+    for team, status, count, oldest in rows:
+        team = as_team(team)
+        if status == m.QUEUED:
+            wait = (now - oldest).total_seconds() if oldest is not None else 0.0
+            queued[team] = (queued[team][0] + count, max(queued[team][1], wait))
+        else:
+            in_progress[team] += count
+    for team in TEAMS:
+        metrics.ESCALATION_QUEUE_LENGTH.labels(team=team).set(queued[team][0])
+        metrics.ESCALATION_OLDEST_WAIT.labels(team=team).set(max(0.0, queued[team][1]))
+        metrics.ESCALATION_IN_PROGRESS.labels(team=team).set(in_progress[team])
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     ctx = build_context(settings)
     name = consumer_name()
     log.info("worker %s starting (%d partition(s))", name, settings.queue_partitions)
+    metrics.initialise_worker(
+        channels=[channel.name for channel in CHANNELS],
+        teams=TEAMS,
+        partitions=settings.queue_partitions,
+    )
+    metrics.ESCALATION_MAX_WAIT.set(settings.escalation_max_wait_minutes * 60)
     try:
         tasks = [asyncio.create_task(c.run(stop)) for c in build_consumers(ctx, name)]
         tasks.append(asyncio.create_task(_periodic(stop, 60, functools.partial(sweep_once, ctx))))
@@ -168,7 +215,14 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
             )
         )
         tasks.append(
-            asyncio.create_task(_periodic(stop, 15, functools.partial(_update_depth, ctx)))
+            asyncio.create_task(
+                _periodic(stop, METRICS_SAMPLE_S, functools.partial(sample_queues, ctx))
+            )
+        )
+        tasks.append(
+            asyncio.create_task(
+                _periodic(stop, METRICS_SAMPLE_S, functools.partial(sample_level2, ctx))
+            )
         )
         await stop.wait()
         # Let in-flight batches finish: unacknowledged entries would be reclaimed anyway,

@@ -9,5 +9,9 @@ from assistente_app.channels.telegram.router import router
 from assistente_app.channels.telegram.settings import TelegramSettings
 
 ADAPTER = ChannelAdapter(
-    name=NAME, settings=TelegramSettings, router=router, outbound=TelegramClient.from_settings
+    name=NAME,
+    settings=TelegramSettings,
+    router=router,
+    outbound=TelegramClient.from_settings,
+    message_routes=("/api/v1/channels/telegram/webhook",),
 )

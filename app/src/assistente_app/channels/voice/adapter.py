@@ -8,4 +8,10 @@ from assistente_app.channels.voice import NAME
 from assistente_app.channels.voice.router import router
 from assistente_app.channels.voice.settings import VoiceSettings
 
-ADAPTER = ChannelAdapter(name=NAME, settings=VoiceSettings, router=router, outbound=None)
+ADAPTER = ChannelAdapter(
+    name=NAME,
+    settings=VoiceSettings,
+    router=router,
+    outbound=None,
+    message_routes=("/api/v1/channels/voice/webhook",),
+)

@@ -19,4 +19,5 @@ ADAPTER = ChannelAdapter(
     router=router,
     outbound=None,
     static=("/static", widget.STATIC_DIR),
+    message_routes=(api.MESSAGES_ROUTE,),
 )

@@ -28,6 +28,7 @@ from assistente_app.core.ratelimit import enforce_rate_limit
 from assistente_app.runtime import Resources
 
 router = APIRouter(prefix="/api/v1/conversations", tags=["conversations"])
+MESSAGES_ROUTE = "/api/v1/conversations/{conversation_id}/messages"
 WebSettingsDep = Annotated[WebSettings, Depends(settings_dependency(WebSettings))]
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -92,6 +93,7 @@ async def post_message(
     conversation = await service.authorize(
         session=session, conversation_id=conversation_id, token=token
     )
+    metrics.message_channel.set(conversation.channel)
     ensure_enabled(request, conversation.channel)
     await enforce_rate_limit(
         redis=resources.redis,
@@ -171,7 +173,7 @@ async def conversation_ws(websocket: WebSocket, conversation_id: uuid.UUID) -> N
     if not await _authenticate_ws(websocket, resources, conversation_id):
         return
     assert resources.hub is not None
-    metrics.WEBSOCKETS.inc()
+    metrics.WEBSOCKETS_OPEN.inc()
     try:
         async with resources.hub.subscribe(str(conversation_id)) as events:
             await websocket.send_json({"type": "ready", "conversation_id": str(conversation_id)})
@@ -193,7 +195,7 @@ async def conversation_ws(websocket: WebSocket, conversation_id: uuid.UUID) -> N
     except WebSocketDisconnect:
         pass
     finally:
-        metrics.WEBSOCKETS.dec()
+        metrics.WEBSOCKETS_OPEN.dec()
 
 
 async def _drain_client(websocket: WebSocket) -> None:

@@ -13,4 +13,5 @@ ADAPTER = ChannelAdapter(
     settings=WhatsAppSettings,
     router=router,
     outbound=WhatsAppClient.from_settings,
+    message_routes=("/api/v1/channels/whatsapp/webhook",),
 )
