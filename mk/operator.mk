@@ -38,3 +38,7 @@ operator-render: ## operator: print the children of the sample CR (like helm tem
 operator-manifests: ## operator: kustomize build of the install base and every cloud overlay
 	@for dir in operator/config/default operator/config/namespaced overlays/aws overlays/azure overlays/gcp overlays/onprem; do \
 	  echo "== kustomize build $$dir"; $(KUSTOMIZE) build $$dir > /dev/null; done
+
+.PHONY: operator-monitoring
+operator-monitoring: ## operator: regenerate operator/config/prometheus from monitoring/ (rules, dashboard)
+	@$(VENV)/bin/assistente-monitoring operator-base --out operator/config/prometheus

@@ -147,6 +147,7 @@ class OperatorProcess:
         self.kubeconfig = kubeconfig or cluster.kubeconfig
         self.extra_env = env or {}
         self.port = free_port()
+        self.metrics_port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -169,6 +170,8 @@ class OperatorProcess:
                 str(RESYNC_SECONDS),
                 "--liveness",
                 f"http://127.0.0.1:{self.port}/healthz",
+                "--metrics",
+                f"127.0.0.1:{self.metrics_port}",
             ],
             env=env,
             stdout=log,
@@ -191,6 +194,12 @@ class OperatorProcess:
         except OSError:
             return None
 
+    def metrics(self) -> str:
+        """The operator's Prometheus exposition."""
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return str(response.read().decode())
+
     def passes(self) -> int:
         body = self.probe() or {}
         return int(body.get("reconciler", {}).get("passes", 0))
@@ -209,6 +218,7 @@ class OperatorProcess:
     def restart(self) -> None:
         self.stop()
         self.port = free_port()
+        self.metrics_port = free_port()
         self.start()
 
 

@@ -71,3 +71,15 @@ def scope_expr(expr: str, namespace: str, assistant: str) -> str:
     if ANY_ASSISTANT_MATCHER not in expr:
         raise ValueError(f"expression has no {ANY_ASSISTANT_MATCHER} matcher to narrow: {expr}")
     return expr.replace(ANY_ASSISTANT_MATCHER, f'namespace="{namespace}", assistente="{assistant}"')
+
+
+def prometheus_rule(
+    name: str, path: Path, *, labels: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """A rule file as a Prometheus Operator PrometheusRule (the groups unchanged)."""
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PrometheusRule",
+        "metadata": {"name": name, "labels": dict(labels or {})},
+        "spec": {"groups": load_groups(path)},
+    }

@@ -85,6 +85,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         workers=args.workers,
         kubeconfig=args.kubeconfig,
         liveness=args.liveness,
+        metrics=args.metrics,
     )
     kopf.configure(
         verbose=args.verbose,
@@ -124,6 +125,9 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--kubeconfig", default=None, help="arquivo kubeconfig (padrão: $KUBECONFIG)")
     run.add_argument(
         "--liveness", default=None, help="endpoint de liveness, ex. http://0.0.0.0:8080/healthz"
+    )
+    run.add_argument(
+        "--metrics", default=None, help="host:porta do /metrics do Prometheus ('' desliga)"
     )
     run.add_argument("--log-format", choices=("plain", "json"), default="plain")
     run.add_argument("-v", "--verbose", action="store_true")

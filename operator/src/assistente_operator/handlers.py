@@ -19,7 +19,7 @@ from typing import Any
 
 import kopf
 
-from assistente_operator import API_VERSION, GROUP, KIND, PLURAL, VERSION
+from assistente_operator import API_VERSION, GROUP, KIND, PLURAL, VERSION, metrics
 from assistente_operator.builders.common import MANAGED_BY, MANAGED_BY_LABEL
 from assistente_operator.k8s import Client, KubeError
 from assistente_operator.kinds import CHILD_KINDS
@@ -52,6 +52,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     reconciler = Reconciler(client, concurrent_passes=config.workers)
     scheduler = Scheduler(reconciler.reconcile_by_name, workers=config.workers)
     scheduler.start()
+    metrics.serve(config.metrics)
     runtime = Runtime(config=config, client=client, reconciler=reconciler, scheduler=scheduler)
     runtime.resync_task = asyncio.create_task(_resync_forever(runtime), name="resync")
     memo.runtime = runtime

@@ -274,6 +274,10 @@ class Persistence(CRDModel):
 class InClusterRedis(CRDModel):
     image: str = Field(default="redis:7.4.6-alpine", pattern=IMAGE_PATTERN, max_length=512)
     """Redis image (the same image runs Sentinel)."""
+    exporter_image: str = Field(
+        default="oliver006/redis_exporter:v1.45.0", pattern=IMAGE_PATTERN, max_length=512
+    )
+    """redis_exporter image, run beside each Redis for Prometheus (the alert rules read it)."""
     replicas: int = Field(default=3, ge=1, le=9)
     """Redis pods: one master and replicas; Sentinel runs next to each one."""
     sentinel_quorum: int = Field(default=2, ge=1, le=9)

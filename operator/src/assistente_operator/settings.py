@@ -23,6 +23,9 @@ class OperatorConfig:
     discovery_ttl: float = 30.0
     """How long the list of served optional APIs (monitoring, CloudNativePG) is trusted."""
     liveness: str = "http://0.0.0.0:8080/healthz"
+    metrics: str = ""
+    """host:port of the Prometheus /metrics endpoint (the Deployment sets 0.0.0.0:8081);
+    empty turns it off."""
     standalone: bool = True
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -44,6 +47,7 @@ class OperatorConfig:
             "resync_seconds": float(env.get("ASSISTENTE_OPERATOR_RESYNC_SECONDS", "60")),
             "workers": int(env.get("ASSISTENTE_OPERATOR_WORKERS", "4")),
             "liveness": env.get("ASSISTENTE_OPERATOR_LIVENESS", cls.liveness),
+            "metrics": env.get("ASSISTENTE_OPERATOR_METRICS", cls.metrics),
             "discovery_ttl": float(env.get("ASSISTENTE_OPERATOR_DISCOVERY_TTL", "30")),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})

@@ -64,6 +64,8 @@ class RasaStack:
         self.lock_redis_url = lock_redis_url
         self.log_dir = log_dir or state_dir() / "rasa-stack"
         self.actions_port = actions_port or free_port()
+        # The action server's /metrics (rasa_sdk_plugins): 9102 beside `make up`'s 5055.
+        self.actions_metrics_port = 9102 if actions_port else free_port()
         self._first_port = port
         self._env = dict(os.environ)
         self._env.update(
@@ -71,6 +73,7 @@ class RasaStack:
                 "RASA_TRACKER_DB_URL": tracker_db_url,
                 "RASA_LOCK_REDIS_URL": lock_redis_url,
                 "RASA_ACTIONS_PORT": str(self.actions_port),
+                "ACTIONS_METRICS_PORT": str(self.actions_metrics_port),
                 "RASA_HOST": "127.0.0.1",
                 "DATAJUD_API_KEY": datajud_api_key,
             }
@@ -96,6 +99,11 @@ class RasaStack:
     @property
     def actions_url(self) -> str:
         return f"http://127.0.0.1:{self.actions_port}"
+
+    @property
+    def actions_metrics_address(self) -> str:
+        """host:port of the action server's Prometheus endpoint (/metrics)."""
+        return f"127.0.0.1:{self.actions_metrics_port}"
 
     def start(self, timeout: float = 300.0) -> RasaStack:
         self.model = ensure_rasa_model()
@@ -138,6 +146,15 @@ class RasaStack:
         wait_until(ready, timeout=timeout, what=f"the Rasa server on port {port}", interval=0.5,
                    log_path=log_path)  # fmt: skip
         return url
+
+    def stop_server(self, url: str) -> None:
+        """Stops one Rasa server (e.g. to watch the app cope with Rasa down)."""
+        for process, port in list(self._servers):
+            if url == f"http://127.0.0.1:{port}":
+                process.stop()
+                self._servers.remove((process, port))
+                return
+        raise ServiceError(f"no Rasa server of this stack at {url}")
 
     def stop(self) -> None:
         for process, _ in self._servers:

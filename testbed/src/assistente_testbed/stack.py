@@ -30,6 +30,7 @@ from assistente_testbed.redis import RedisServer
 API_PORT = 8000
 RASA_PORT = 5005
 ACTIONS_PORT = 5055
+ACTIONS_METRICS_PORT = 9102
 POSTGRES_PORT = 55432
 REDIS_PORT = 56379
 FAKE_DATAJUD_PORT = 5056
@@ -49,7 +50,7 @@ def _check_ports_free(ports: list[int]) -> None:
 
 
 def run_local_stack(*, metrics: bool = True, logs: bool = False) -> int:
-    ports = [API_PORT, RASA_PORT, ACTIONS_PORT, POSTGRES_PORT, REDIS_PORT]
+    ports = [API_PORT, RASA_PORT, ACTIONS_PORT, ACTIONS_METRICS_PORT, POSTGRES_PORT, REDIS_PORT]
     if metrics:
         ports += [observability.PROMETHEUS_PORT, observability.ALERTMANAGER_PORT]
     if logs:
@@ -145,7 +146,11 @@ def run_local_stack(*, metrics: bool = True, logs: bool = False) -> int:
             _say(f"Prometheus + Alertmanager{extra} on 127.0.0.1")
             watch = observability.start(
                 state,
-                targets={"api": f"127.0.0.1:{API_PORT}", "worker": "127.0.0.1:9101"},
+                targets={
+                    "api": f"127.0.0.1:{API_PORT}",
+                    "worker": "127.0.0.1:9101",
+                    "actions": rasa.actions_metrics_address,
+                },
                 redis=redis,
                 log_globs=[f"{log_dir}/*.log"] if logs else None,
                 on_cleanup=cleanups.append,

@@ -1,4 +1,5 @@
-"""JSON logs with request/protocol ids and masking of CPF, e-mail and phone numbers (LGPD)."""
+"""JSON logs with request/protocol ids; CPF, e-mail and phone numbers masked (LGPD) by the
+one masking every log writer of the project shares (``assistente_contract.privacy``)."""
 
 from __future__ import annotations
 
@@ -6,37 +7,15 @@ import contextvars
 import datetime as dt
 import json
 import logging
-import re
 import sys
 from typing import Any
+
+from assistente_contract.privacy import mask_pii
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "request_id", default=None
 )
 protocol_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("protocol", default=None)
-
-_CPF = re.compile(r"(?<!\d)\d{3}\.?\d{3}\.?\d{3}-?\d{2}(?!\d)")
-_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
-# Brazilian phones: optional +55, optional area code in parentheses, 8-9 digit subscriber.
-_PHONE = re.compile(r"(?<![\d-])(?:\+?55[\s-]?)?(?:\(?\d{2}\)?[\s-]?)?9?\d{4}[\s-]?\d{4}(?![\d-])")
-_PROTOCOL = re.compile(r"\b\d{8}-\d{6}-\d\b")
-
-
-def mask_pii(text: str) -> str:
-    """Replace CPF, e-mail and phone numbers; protocol numbers are kept (they are not PII)."""
-    protocols: list[str] = []
-
-    def _keep(match: re.Match[str]) -> str:
-        protocols.append(match.group(0))
-        return f"\x00{len(protocols) - 1}\x00"
-
-    text = _PROTOCOL.sub(_keep, text)
-    text = _EMAIL.sub("[email]", text)
-    text = _CPF.sub("[cpf]", text)
-    text = _PHONE.sub("[telefone]", text)
-    for index, value in enumerate(protocols):
-        text = text.replace(f"\x00{index}\x00", value)
-    return text
 
 
 class JsonFormatter(logging.Formatter):

@@ -1,4 +1,9 @@
-"""Prometheus Operator objects and the Grafana dashboard.
+"""Prometheus Operator objects and the Grafana dashboards of one assistant.
+
+The alert rules and dashboards are not written here: they come from the ``assistente_monitoring``
+package, the same rule file plain Prometheus loads (narrowed to this resource) and the same
+dashboards. Every scrape adds the labels the rules group by: ``namespace`` and ``pod`` (the
+Prometheus Operator's own), ``assistente`` (the resource) and ``component``.
 
 Each builder returns the object even when its CRD is not served; the reconciler decides from
 API discovery what it may apply (``SKIPPABLE_KINDS``) and says so in a condition.
@@ -7,14 +12,18 @@ API discovery what it may apply (``SKIPPABLE_KINDS``) and says so in a condition
 from __future__ import annotations
 
 import json
+from functools import cache
 from typing import Any
+
+from assistente_monitoring import dashboards, rules
 
 from assistente_operator.builders import common
 from assistente_operator.builders.common import Manifest
-from assistente_operator.models import AssistenteDigital
+from assistente_operator.models import AssistenteDigital, PostgresMode, StoreMode
 
 MONITORING_API_VERSION = "monitoring.coreos.com/v1"
-DASHBOARD_LABEL = "grafana_dashboard"
+DASHBOARD_LABEL = dashboards.SIDECAR_LABEL
+INSTANCE_POD_LABEL = "__meta_kubernetes_pod_label_app_kubernetes_io_instance"
 
 
 def _meta(cr: AssistenteDigital, name: str, component: str) -> Manifest:
@@ -23,7 +32,20 @@ def _meta(cr: AssistenteDigital, name: str, component: str) -> Manifest:
     )
 
 
+def _endpoint(cr: AssistenteDigital, component: str, port: str) -> Manifest:
+    return {
+        "port": port,
+        "path": "/metrics",
+        "interval": cr.spec.monitoring.interval,
+        "relabelings": [
+            {"sourceLabels": [INSTANCE_POD_LABEL], "targetLabel": "assistente"},
+            {"targetLabel": "component", "replacement": component},
+        ],
+    }
+
+
 def service_monitor(cr: AssistenteDigital) -> Manifest:
+    """The API, through its Service."""
     return {
         "apiVersion": MONITORING_API_VERSION,
         "kind": "ServiceMonitor",
@@ -31,150 +53,72 @@ def service_monitor(cr: AssistenteDigital) -> Manifest:
         "spec": {
             "selector": {"matchLabels": common.selector_labels(cr, "api")},
             "namespaceSelector": {"matchNames": [cr.metadata.namespace]},
-            "endpoints": [
-                {"port": "http", "path": "/metrics", "interval": cr.spec.monitoring.interval}
-            ],
+            "endpoints": [_endpoint(cr, "api", "http")],
         },
     }
 
 
-def pod_monitor(cr: AssistenteDigital) -> Manifest:
+def pod_monitor(cr: AssistenteDigital, component: str, port: str) -> Manifest:
+    """A component whose metrics port has no Service (worker, action server, Redis, PostgreSQL)."""
     return {
         "apiVersion": MONITORING_API_VERSION,
         "kind": "PodMonitor",
-        "metadata": _meta(cr, "worker", "worker"),
+        "metadata": _meta(cr, component, component),
         "spec": {
-            "selector": {"matchLabels": common.selector_labels(cr, "worker")},
+            "selector": {"matchLabels": common.selector_labels(cr, component)},
             "namespaceSelector": {"matchNames": [cr.metadata.namespace]},
-            "podMetricsEndpoints": [
-                {"port": "http", "path": "/metrics", "interval": cr.spec.monitoring.interval}
-            ],
+            "podMetricsEndpoints": [_endpoint(cr, component, port)],
         },
     }
 
 
+def pod_monitors(cr: AssistenteDigital) -> list[Manifest]:
+    monitors = [pod_monitor(cr, "worker", "http"), pod_monitor(cr, "actions", "metrics")]
+    if cr.spec.redis.mode == StoreMode.IN_CLUSTER:
+        monitors.append(pod_monitor(cr, "redis", "metrics"))  # the redis_exporter sidecar
+    if cr.spec.postgres.mode == PostgresMode.CLOUDNATIVEPG:
+        # CloudNativePG's instance manager serves its metrics on the pods' port "metrics".
+        monitors.append(pod_monitor(cr, "postgres", "metrics"))
+    return monitors
+
+
 def prometheus_rule(cr: AssistenteDigital) -> Manifest:
-    ns = cr.metadata.namespace
-    name = cr.metadata.name
-    job = f'namespace="{ns}", service="{name}-api"'
-
-    def alert(alert_name: str, expr: str, duration: str, severity: str, summary: str) -> Manifest:
-        return {
-            "alert": alert_name,
-            "expr": expr,
-            "for": duration,
-            "labels": {"severity": severity, "assistente": name},
-            "annotations": {"summary": summary},
-        }
-
-    rules = [
-        alert(
-            "AssistenteApiDown",
-            f"sum(up{{{job}}}) == 0",
-            "2m",
-            "critical",
-            f"A API do assistente {ns}/{name} está fora do ar.",
-        ),
-        alert(
-            "AssistenteApiHighErrorRate",
-            f'sum(rate(http_requests_total{{{job}, status=~"5.."}}[5m]))'
-            f" / sum(rate(http_requests_total{{{job}}}[5m])) > 0.05",
-            "10m",
-            "warning",
-            f"Mais de 5% das requisições à API de {ns}/{name} falham.",
-        ),
-        alert(
-            "AssistenteApiSlow",
-            "histogram_quantile(0.95, sum by (le) "
-            f"(rate(http_request_duration_seconds_bucket{{{job}}}[5m]))) > 1",
-            "10m",
-            "warning",
-            f"O p95 da latência da API de {ns}/{name} passa de 1 s.",
-        ),
-        alert(
-            "AssistenteEscalationQueueFull",
-            f'max(assistente_escalation_queue_size{{namespace="{ns}"}}) '
-            f">= {cr.spec.escalation.queue_limit}",
-            "5m",
-            "warning",
-            f"A fila de atendimento humano de {ns}/{name} atingiu o limite.",
-        ),
-        alert(
-            "AssistenteDeploymentUnavailable",
-            f'kube_deployment_status_replicas_available{{namespace="{ns}", '
-            f'deployment=~"{name}-(api|worker|nlu|actions)"}} == 0',
-            "5m",
-            "critical",
-            f"Um componente de {ns}/{name} está sem réplicas disponíveis.",
-        ),
-    ]
+    """monitoring/.../rules/assistente.rules.yml, every selector narrowed to this resource."""
+    groups: list[dict[str, Any]] = []
+    for group in rules.load_groups(rules.ASSISTANT_RULES):
+        narrowed = [
+            {
+                **rule,
+                "expr": rules.scope_expr(rule["expr"], cr.metadata.namespace, cr.metadata.name),
+            }
+            for rule in group["rules"]
+        ]
+        groups.append({**group, "rules": narrowed})
     return {
         "apiVersion": MONITORING_API_VERSION,
         "kind": "PrometheusRule",
         "metadata": _meta(cr, "alerts", "monitoring"),
-        "spec": {"groups": [{"name": f"assistente-digital.{name}", "rules": rules}]},
-    }
-
-
-def _panel(panel_id: int, title: str, expr: str, x: int, y: int) -> dict[str, Any]:
-    return {
-        "id": panel_id,
-        "type": "timeseries",
-        "title": title,
-        "gridPos": {"h": 8, "w": 12, "x": x, "y": y},
-        "datasource": {"type": "prometheus", "uid": "${datasource}"},
-        "targets": [{"expr": expr, "refId": "A"}],
+        "spec": {"groups": groups},
     }
 
 
 def dashboard(cr: AssistenteDigital) -> Manifest:
-    ns = cr.metadata.namespace
-    name = cr.metadata.name
-    job = f'namespace="{ns}", service="{name}-api"'
-    board = {
-        "title": f"Assistente Digital — {ns}/{name}",
-        "uid": f"assistente-{ns}-{name}"[:40],
-        "schemaVersion": 39,
-        "tags": ["assistente-digital"],
-        "templating": {
-            "list": [{"name": "datasource", "type": "datasource", "query": "prometheus"}]
-        },
-        "panels": [
-            _panel(
-                1, "Requisições por segundo", f"sum(rate(http_requests_total{{{job}}}[5m]))", 0, 0
-            ),
-            _panel(
-                2,
-                "Latência p95 (s)",
-                "histogram_quantile(0.95, sum by (le) "
-                f"(rate(http_request_duration_seconds_bucket{{{job}}}[5m])))",
-                12,
-                0,
-            ),
-            _panel(
-                3,
-                "Fila de atendimento humano",
-                f'sum by (team) (assistente_escalation_queue_size{{namespace="{ns}"}})',
-                0,
-                8,
-            ),
-            _panel(
-                4,
-                "Réplicas disponíveis",
-                f'kube_deployment_status_replicas_available{{namespace="{ns}", '
-                f'deployment=~"{name}-.*"}}',
-                12,
-                8,
-            ),
-        ],
-    }
+    """The assistant dashboards (overview, pipeline, level 2) for Grafana's sidecar. They are
+    the same for every resource (variables pick the assistant), so resources sharing a Grafana
+    share one copy of each."""
     meta = _meta(cr, "dashboard", "monitoring")
     meta["labels"][DASHBOARD_LABEL] = "1"
+    meta.setdefault("annotations", {})[dashboards.FOLDER_ANNOTATION] = "Assistente Digital"
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": _boards()}
+
+
+@cache
+def _boards() -> dict[str, str]:
+    # Built once per process: they do not depend on the resource.
+    boards = dashboards.render(list(dashboards.ASSISTANT_DASHBOARDS))
     return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": meta,
-        "data": {f"assistente-{name}.json": json.dumps(board, indent=2, ensure_ascii=False) + "\n"},
+        f"assistente-{name}.json": json.dumps(board, indent=2, ensure_ascii=False) + "\n"
+        for name, board in boards.items()
     }
 
 
@@ -184,7 +128,7 @@ def build(cr: AssistenteDigital) -> list[Manifest]:
         return []
     objects: list[Manifest] = []
     if spec.service_monitors:
-        objects += [service_monitor(cr), pod_monitor(cr)]
+        objects += [service_monitor(cr), *pod_monitors(cr)]
     if spec.prometheus_rules:
         objects.append(prometheus_rule(cr))
     if spec.grafana_dashboards:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from assistente_operator.builders import common
 from assistente_operator.builders.common import Manifest
+from assistente_operator.builders.redis import REDIS_EXPORTER_PORT
 from assistente_operator.models import AssistenteDigital, StoreMode
 
 
@@ -40,7 +41,15 @@ def network_policies(cr: AssistenteDigital) -> list[Manifest]:
         # The worker only serves health and metrics.
         _policy(cr, "worker", [{"ports": [port(9101)]}]),
         _policy(cr, "nlu", [{"from": _peers(cr, "worker", "api"), "ports": [port(5005)]}]),
-        _policy(cr, "actions", [{"from": _peers(cr, "nlu"), "ports": [port(5055)]}]),
+        _policy(
+            cr,
+            "actions",
+            [
+                {"from": _peers(cr, "nlu"), "ports": [port(5055)]},
+                # Its metrics, for Prometheus wherever it runs.
+                {"ports": [port(9102)]},
+            ],
+        ),
     ]
     if cr.spec.redis.mode == StoreMode.IN_CLUSTER:
         policies.append(
@@ -51,7 +60,9 @@ def network_policies(cr: AssistenteDigital) -> list[Manifest]:
                     {
                         "from": _peers(cr, "api", "worker", "nlu", "redis"),
                         "ports": [port(6379), port(26379)],
-                    }
+                    },
+                    # The exporter sidecar's metrics, for Prometheus wherever it runs.
+                    {"ports": [port(REDIS_EXPORTER_PORT)]},
                 ],
             )
         )

@@ -10,10 +10,11 @@ from __future__ import annotations
 from assistente_operator.builders import common
 from assistente_operator.builders.common import Manifest
 from assistente_operator.builders.workloads import REDIS_SENTINEL_MASTER, pdb
-from assistente_operator.models import AssistenteDigital, StoreMode
+from assistente_operator.models import AssistenteDigital, InClusterRedis, StoreMode
 
 COMPONENT = "redis"
 REDIS_UID = 999  # the redis user of the official images
+REDIS_EXPORTER_PORT = 9121
 
 DISCOVER_MASTER = """\
 set -eu
@@ -119,6 +120,29 @@ def services(cr: AssistenteDigital) -> list[Manifest]:
     return [headless, client]
 
 
+def _exporter_container(spec: InClusterRedis) -> Manifest:
+    """redis_exporter beside each Redis: the redis_* series the alert rules read (up, role,
+    replication link), scraped by the assistant's Redis PodMonitor."""
+    return {
+        "name": "exporter",
+        "image": spec.exporter_image,
+        "imagePullPolicy": "IfNotPresent",
+        "args": [
+            "-redis.addr=redis://127.0.0.1:6379",
+            f"-web.listen-address=:{REDIS_EXPORTER_PORT}",
+            "-redis-only-metrics",
+        ],
+        "ports": [{"name": "metrics", "containerPort": REDIS_EXPORTER_PORT, "protocol": "TCP"}],
+        "resources": {
+            "requests": {"cpu": "10m", "memory": "32Mi"},
+            "limits": {"cpu": "100m", "memory": "64Mi"},
+        },
+        "securityContext": common.container_security_context(),
+        # It answers while the process lives, also when Redis does not (then redis_up is 0).
+        **common.http_probes("metrics", ready_path="/", live_path="/", startup_seconds=30),
+    }
+
+
 def _exec_probe(port: int, period: int) -> Manifest:
     return {
         "exec": {"command": ["redis-cli", "-p", str(port), "ping"]},
@@ -207,7 +231,7 @@ def statefulset(cr: AssistenteDigital) -> Manifest:
                         "labelSelector": {"matchLabels": selector},
                     }
                 ],
-                "containers": [redis_container, sentinel_container],
+                "containers": [redis_container, sentinel_container, _exporter_container(spec)],
                 "volumes": volumes,
             },
         },

@@ -105,6 +105,10 @@ _ACTIONS: tuple[SettingSource, ...] = (
     SettingSource("actions", "/etc/assistente", "actions", "agents: the -agents ConfigMap"),
     SettingSource("actions", "DATAJUD_API_KEY", "actions", "actions.datajud.apiKeySecretRef"),
     SettingSource("actions", "DATAJUD_BASE_URL", "actions", "actions.datajud.baseUrl"),
+    # Read by rasa/rasa_sdk_plugins (the action server's /metrics), not by the actions' settings.
+    SettingSource(
+        "actions", "ACTIONS_METRICS_PORT", "process", "the port PodMonitor -actions scrapes"
+    ),
 )
 
 SETTINGS_CONTRACT: tuple[SettingSource, ...] = (*_APP, *_NLU, *_ACTIONS)

@@ -39,6 +39,10 @@ class ComponentShape:
     args: tuple[str, ...] = ()
 
 
+# The action server serves /metrics on a port of its own: its webhook port stays closed to all
+# but the Rasa server (NetworkPolicy), while Prometheus may reach the metrics.
+ACTIONS_METRICS_PORT = 9102
+
 SHAPES: dict[Component, ComponentShape] = {
     "api": ComponentShape("api", "api", 8000, "/readyz", "/healthz", 60, 10001, True),
     # The worker's only HTTP server is its Prometheus exporter; it answers while the process lives.
@@ -247,7 +251,10 @@ def container_env(
 
 def actions_env(cr: AssistenteDigital) -> list[Manifest]:
     """The action server's settings (rasa/actions/settings.py): the agents file and DataJud."""
-    env: list[Manifest] = [{"name": "AGENTS_FILE", "value": AGENTS_FILE}]
+    env: list[Manifest] = [
+        {"name": "AGENTS_FILE", "value": AGENTS_FILE},
+        {"name": "ACTIONS_METRICS_PORT", "value": str(ACTIONS_METRICS_PORT)},
+    ]
     datajud = cr.spec.actions.datajud
     if datajud is not None:
         ref = datajud.api_key_secret_ref
@@ -312,7 +319,14 @@ def deployment(cr: AssistenteDigital, component: Component) -> Manifest:
         "name": component,
         "image": image_for(cr, component),
         "imagePullPolicy": "IfNotPresent",
-        "ports": [{"name": "http", "containerPort": shape.port, "protocol": "TCP"}],
+        "ports": [
+            {"name": "http", "containerPort": shape.port, "protocol": "TCP"},
+            *(
+                [{"name": "metrics", "containerPort": ACTIONS_METRICS_PORT, "protocol": "TCP"}]
+                if component == "actions"
+                else []
+            ),
+        ],
         "env": env,
         "resources": common.resources(spec.resources),
         "securityContext": common.container_security_context(),

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
 
-from assistente_operator import API_VERSION, KIND
+from assistente_operator import API_VERSION, KIND, metrics
 from assistente_operator.builders import plan
 from assistente_operator.k8s import Client
 from assistente_operator.models import AssistenteDigital, Phase
@@ -49,6 +50,15 @@ class Outcome:
     skipped: list[str] = field(default_factory=list)
 
 
+def _result_of(error: Exception) -> str:
+    """How a failed pass is counted (the same split kopf's handler makes)."""
+    if isinstance(error, InvalidSpecError):
+        return "invalid_spec"
+    if getattr(error, "temporary", False):
+        return "temporary_error"
+    return "permanent_error"
+
+
 class Reconciler:
     def __init__(self, client: Client, *, concurrent_passes: int = 4) -> None:
         self.client = client
@@ -61,6 +71,7 @@ class Reconciler:
         self._slots = asyncio.Semaphore(concurrent_passes)
         self.passes = 0  # completed passes, for the probe and the benchmark
         self.failures = 0
+        self.inventory = metrics.Inventory()
 
     @property
     def applies(self) -> int:
@@ -74,6 +85,7 @@ class Reconciler:
     def forget(self, namespace: str, name: str) -> None:
         self._locks.pop(f"{namespace}/{name}", None)
         self.pruner.forget(namespace, name)
+        self.inventory.forget(f"{namespace}/{name}")
 
     def _lock(self, key: str) -> asyncio.Lock:
         return self._locks.setdefault(key, asyncio.Lock())
@@ -87,12 +99,17 @@ class Reconciler:
             if body is None:
                 self.forget(namespace, name)
                 return None
+            started = time.perf_counter()
             try:
                 outcome = await self._pass(body)
-            except Exception:
+            except Exception as error:
                 self.failures += 1
+                metrics.RECONCILES.labels(result=_result_of(error)).inc()
                 raise
+            finally:
+                metrics.RECONCILE_DURATION.observe(time.perf_counter() - started)
             self.passes += 1
+            metrics.RECONCILES.labels(result="success").inc()
             return outcome
 
     async def reconcile(self, body: Obj) -> Outcome:
@@ -105,6 +122,7 @@ class Reconciler:
 
     async def _pass(self, body: Obj) -> Outcome:
         meta = body["metadata"]
+        key = f"{meta['namespace']}/{meta['name']}"
         phase_before = Phase((body.get("status") or {}).get("phase", Phase.PENDING))
         if meta.get("deletionTimestamp"):
             # Garbage collection removes the children; nothing to do.
@@ -116,9 +134,11 @@ class Reconciler:
                 f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()
             )
             await self.reporter.report_failure(body, "InvalidSpec", f"spec inválido: {message}")
+            self.inventory.set_phase(key, Phase.FAILED)
             raise InvalidSpecError(message) from error
 
         if cr.spec.paused:
+            self.inventory.set_phase(key, Phase.PAUSED)
             return Outcome(phase=Phase.PAUSED, ready=await self.reporter.report_paused(body))
 
         wanted = plan(cr, await self.client.served_optional_kinds())
@@ -135,6 +155,7 @@ class Reconciler:
         phase, ready = await self.reporter.report(
             body, cr, wanted, readiness(wanted, applied.live), applied.errors
         )
+        self.inventory.record(key, kinds=[obj["kind"] for obj in wanted.objects], phase=phase)
         if applied.errors:
             raise ReconcileFailedError("; ".join(applied.errors), temporary=applied.temporary)
         return Outcome(
