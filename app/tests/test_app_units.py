@@ -13,9 +13,10 @@ from assistente_app.conversations.protocol_numbers import (
     is_valid_protocol,
     luhn_digit,
 )
-from assistente_app.core.logging import JsonFormatter, mask_pii, protocol_var
+from assistente_app.core.logging import JsonFormatter, protocol_var
 from assistente_app.settings import Settings
 from assistente_app.worker.rasa import interpret
+from assistente_contract.privacy import mask_pii
 from pydantic import SecretStr, ValidationError
 
 

@@ -173,6 +173,7 @@ def test_the_stack_logs_are_searchable_by_protocol_and_hold_no_personal_data(
     records = _wait_for(victorialogs, f'protocol:="{protocol}"', count=2)
     services = {r["service.name"] for r in records}
     assert {"api", "worker"} <= services, services
+    assert {r.get("conversation_id") for r in records} == {conversation["id"]}
 
     everything = victorialogs.query("*", limit=100_000)
     assert any(r.get("service.name") == "rasa" for r in everything)

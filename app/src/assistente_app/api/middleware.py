@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from assistente_app.api.errors import response_error_code
 from assistente_app.core import metrics
 from assistente_app.core.errors import error_body
-from assistente_app.core.logging import protocol_var, request_id_var
+from assistente_app.core.logging import conversation_var, protocol_var, request_id_var
 
 log = logging.getLogger("assistente_app.access")
 
@@ -37,6 +37,7 @@ class RequestContextMiddleware:
         request_id = incoming or uuid.uuid4().hex
         request_token = request_id_var.set(request_id)
         protocol_token = protocol_var.set(None)
+        conversation_token = conversation_var.set(None)
         channel_token = metrics.message_channel.set(None)
         error_token = response_error_code.set(None)
         status = 500
@@ -70,6 +71,7 @@ class RequestContextMiddleware:
                 ).inc()
             request_id_var.reset(request_token)
             protocol_var.reset(protocol_token)
+            conversation_var.reset(conversation_token)
             metrics.message_channel.reset(channel_token)
             response_error_code.reset(error_token)
 

@@ -17,7 +17,7 @@ from assistente_app.conversations.protocol_numbers import format_protocol
 from assistente_app.conversations.schemas import MessageOut
 from assistente_app.core import metrics
 from assistente_app.core.errors import ForbiddenError
-from assistente_app.core.logging import protocol_var
+from assistente_app.core.logging import bind_conversation
 from assistente_app.core.settings import CoreSettings
 from assistente_app.queue.streams import Queues
 
@@ -80,10 +80,12 @@ async def conversation_for_sender(
         and current.status != m.RESOLVED
         and now_utc() - current.last_activity_at < CHANNEL_CONVERSATION_IDLE
     ):
-        return current
-    conversation, _token = await create_conversation(
-        session=session, settings=settings, channel=channel, external_id=external_id
-    )
+        conversation = current
+    else:
+        conversation, _token = await create_conversation(
+            session=session, settings=settings, channel=channel, external_id=external_id
+        )
+    bind_conversation(protocol=conversation.protocol, conversation_id=conversation.id)
     return conversation
 
 
@@ -94,7 +96,7 @@ async def authorize(
     conversation = await session.get(m.Conversation, conversation_id)
     if conversation is None or not token_matches(token, conversation.token_hash):
         raise ForbiddenError("Token não dá acesso a esta conversa.")
-    protocol_var.set(conversation.protocol)
+    bind_conversation(protocol=conversation.protocol, conversation_id=conversation.id)
     return conversation
 
 

@@ -16,6 +16,15 @@ request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "request_id", default=None
 )
 protocol_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("protocol", default=None)
+conversation_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "conversation_id", default=None
+)
+
+
+def bind_conversation(*, protocol: str, conversation_id: object) -> None:
+    """Every log line of the current request or turn names this attendance from now on."""
+    protocol_var.set(protocol)
+    conversation_var.set(str(conversation_id))
 
 
 class JsonFormatter(logging.Formatter):
@@ -30,6 +39,8 @@ class JsonFormatter(logging.Formatter):
             entry["request_id"] = request_id
         if (protocol := protocol_var.get()) is not None:
             entry["protocol"] = protocol
+        if (conversation := conversation_var.get()) is not None:
+            entry["conversation_id"] = conversation
         for key in ("conversation_id", "message_id", "channel", "stream"):
             if (value := getattr(record, key, None)) is not None:
                 entry[key] = value

@@ -20,7 +20,7 @@ from assistente_app.conversations import service as conversation_service
 from assistente_app.conversations.schemas import MessageOut
 from assistente_app.core import metrics
 from assistente_app.core.errors import TransientError
-from assistente_app.core.logging import protocol_var
+from assistente_app.core.logging import bind_conversation
 from assistente_app.escalation import service as escalation_service
 from assistente_app.queue.streams import Entry
 from assistente_app.realtime.hub import publish_event
@@ -72,7 +72,7 @@ async def _process_turn(ctx: WorkerContext, message_id: uuid.UUID) -> None:
             return
         conversation = await session.get(m.Conversation, message.conversation_id)
         assert conversation is not None
-        protocol_var.set(conversation.protocol)
+        bind_conversation(protocol=conversation.protocol, conversation_id=conversation.id)
         if message.status != m.ACCEPTED:
             # Already processed: a redelivery after a crash. Make sure the replies went out.
             await _requeue_undelivered(ctx, session, conversation.id, after_seq=message.seq)
