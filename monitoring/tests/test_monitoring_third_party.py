@@ -105,7 +105,7 @@ def test_redis_exporter_names_exist_and_the_redis_rules_act_on_them(redis_pair: 
         found = prometheus.query('redis_master_link_up{pod="redis-1"} == 1')
         return expected <= prometheus.series_names() and bool(found)
 
-    wait_until(replica_linked, timeout=60, what="Prometheus to scrape both exporters")
+    wait_until(replica_linked, timeout=120, what="Prometheus to scrape both exporters")
     assert expected - prometheus.series_names() == set()
     for rule, health, error in prometheus.rule_health():
         assert health != "err", f"{rule}: {error}"
@@ -119,7 +119,7 @@ def test_redis_exporter_names_exist_and_the_redis_rules_act_on_them(redis_pair: 
     def failover_firing() -> bool:
         return any(a["state"] == "firing" for a in _alerts(prometheus, "AssistenteRedisFailover"))
 
-    wait_until(failover_firing, timeout=60, what="AssistenteRedisFailover to fire")
+    wait_until(failover_firing, timeout=120, what="AssistenteRedisFailover to fire")
     (alert,) = _alerts(prometheus, "AssistenteRedisFailover")
     assert alert["labels"] == {
         "alertname": "AssistenteRedisFailover",
@@ -136,4 +136,4 @@ def test_redis_exporter_names_exist_and_the_redis_rules_act_on_them(redis_pair: 
     def redis_down_pending() -> bool:
         return any(a["state"] == "pending" for a in _alerts(prometheus, "AssistenteRedisDown"))
 
-    wait_until(redis_down_pending, timeout=60, what="AssistenteRedisDown to go pending")
+    wait_until(redis_down_pending, timeout=120, what="AssistenteRedisDown to go pending")
