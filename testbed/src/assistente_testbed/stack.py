@@ -9,20 +9,16 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
-from pathlib import Path
 from types import FrameType
 
+from assistente_testbed.app_processes import AppProcesses
 from assistente_testbed.fake_datajud import API_KEY as FAKE_DATAJUD_KEY
 from assistente_testbed.fake_datajud import FakeDataJud, sample_cases
 from assistente_testbed.paths import state_dir
 from assistente_testbed.postgres import PostgresServer
-from assistente_testbed.process import ManagedProcess, ServiceError, port_open, wait_until
+from assistente_testbed.process import ServiceError, port_open
 from assistente_testbed.rasa import RasaStack
 from assistente_testbed.redis import RedisServer
 
@@ -38,14 +34,6 @@ def _say(step: str) -> None:
     print(f"[make up] {step}", flush=True)
 
 
-def _http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 (loopback URL)
-            return bool(200 <= response.status < 300)
-    except (urllib.error.URLError, OSError):
-        return False
-
-
 def _check_ports_free() -> None:
     busy = [p for p in (API_PORT, RASA_PORT, ACTIONS_PORT, POSTGRES_PORT, REDIS_PORT)
             if port_open(p)]  # fmt: skip
@@ -54,10 +42,6 @@ def _check_ports_free() -> None:
             f"port(s) {', '.join(map(str, busy))} on 127.0.0.1 already in use: is another "
             "`make up` running? Stop it (Ctrl-C) or free the ports."
         )
-
-
-def _venv_bin(name: str) -> str:
-    return str(Path(sys.executable).parent / name)
 
 
 def run_local_stack() -> int:
@@ -121,31 +105,10 @@ def run_local_stack() -> int:
                            ("ASSISTENTE_SERVICE_OPEN", "00:00"),
                            ("ASSISTENTE_SERVICE_CLOSE", "23:59:59.999999")):  # fmt: skip
             env.setdefault(key, value)
-        _say("database migrations")
-        migrate = subprocess.run(
-            [_venv_bin("assistente-api"), "migrate"],
-            env=env, capture_output=True, text=True, timeout=300, check=False,
-        )  # fmt: skip
-        if migrate.returncode != 0:
-            raise ServiceError(f"migrations failed:\n{migrate.stderr[-3000:]}")
-
-        worker = ManagedProcess("worker", [_venv_bin("assistente-worker"), "run"],
-                                log_path=logs / "worker.log", env=env)  # fmt: skip
-        cleanups.append(worker.stop)
-        worker.start()
-        api = ManagedProcess(
-            "api",
-            [_venv_bin("assistente-api"), "serve", "--host", "127.0.0.1", "--port", str(API_PORT)],
-            log_path=logs / "api.log", env=env,
-        )  # fmt: skip
-        cleanups.append(api.stop)
-        api.start()
-
-        def api_ready() -> bool:
-            api.check_alive()
-            return _http_ok(f"http://127.0.0.1:{API_PORT}/readyz")
-
-        wait_until(api_ready, timeout=60, what="the API", log_path=api.log_path)
+        _say("database migrations, then the worker and the API")
+        app = AppProcesses(port=API_PORT, env=env, log_dir=logs)
+        cleanups.append(app.stop)
+        app.start()
         print(
             f"\n  Assistente Digital pronto: abra http://127.0.0.1:{API_PORT}/\n"
             f"  API docs: http://127.0.0.1:{API_PORT}/docs   logs: {logs}\n"
@@ -153,8 +116,7 @@ def run_local_stack() -> int:
             flush=True,
         )
         while True:
-            for process in (api, worker):
-                process.check_alive()
+            app.check_alive()
             time.sleep(1)
     except KeyboardInterrupt:
         _say("stopping...")
