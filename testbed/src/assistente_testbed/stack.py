@@ -1,21 +1,27 @@
 """`make up`: the whole assistant on this machine, in the foreground, until Ctrl-C.
 
 PostgreSQL and Redis keep their data under .local/ between runs; Rasa and its action server come
-from Rasa's own venv with the model trained from rasa/ (cached by content hash); the API serves
-the widget at http://127.0.0.1:8000/ and the worker links the queue to Rasa.
+from Rasa's own venv with the model trained from rasa/ (cached by content hash); Keycloak (the
+clerks' SSO) runs on a free port with the realm of testbed/keycloak/ and new demo passwords each
+time; the API serves the widget at http://127.0.0.1:8000/ and the clerk console at
+/atendimento/, and the worker links the queue to Rasa. The console's address and a demo clerk's
+login are printed and written to .local/demo-clerk.json.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
 from collections.abc import Callable
+from pathlib import Path
 from types import FrameType
 
 from assistente_testbed.app_processes import AppProcesses
 from assistente_testbed.fake_datajud import API_KEY as FAKE_DATAJUD_KEY
 from assistente_testbed.fake_datajud import FakeDataJud, sample_cases
+from assistente_testbed.keycloak import DEMO_CLERK, REALM, Clerk, KeycloakServer
 from assistente_testbed.paths import state_dir
 from assistente_testbed.postgres import PostgresServer
 from assistente_testbed.process import ServiceError, port_open
@@ -28,10 +34,21 @@ ACTIONS_PORT = 5055
 POSTGRES_PORT = 55432
 REDIS_PORT = 56379
 FAKE_DATAJUD_PORT = 5056
+CONSOLE_URL = f"http://127.0.0.1:{API_PORT}/atendimento"
 
 
 def _say(step: str) -> None:
     print(f"[make up] {step}", flush=True)
+
+
+def write_demo_clerk(path: Path, url: str, clerk: Clerk) -> Path:
+    """`.local/demo-clerk.json`: where to sign in and as whom (private: it holds a password)."""
+    path.touch(mode=0o600)
+    path.chmod(0o600)
+    path.write_text(
+        json.dumps({"url": url, "username": clerk.username, "password": clerk.password}) + "\n"
+    )
+    return path
 
 
 def _check_ports_free() -> None:
@@ -78,6 +95,12 @@ def run_local_stack() -> int:
             _say(f"DataJud: local simulator with sample cases at {fake.url} "
                  "(set DATAJUD_API_KEY to use the public API)")  # fmt: skip
 
+        # Keycloak's JVM starts while Rasa loads: the two slowest starts overlap.
+        keycloak = KeycloakServer(state / "keycloak", console_url=CONSOLE_URL)
+        cleanups.append(keycloak.stop)
+        _say(f"Keycloak (SSO for clerks) starting on {keycloak.url}, realm '{REALM}'...")
+        keycloak.launch()
+
         _say("Rasa: venv, model (trained only when rasa/ changed), action server and server...")
         rasa = RasaStack(
             tracker_db_url=tracker_dsn,
@@ -91,6 +114,8 @@ def run_local_stack() -> int:
         cleanups.append(rasa.stop)
         rasa.start()
         _say(f"Rasa on {rasa.url}, action server on {rasa.actions_url}")
+        keycloak.wait_ready()
+        _say(f"Keycloak on {keycloak.url} (log: {keycloak.log_path})")
 
         env = dict(
             os.environ,
@@ -98,6 +123,7 @@ def run_local_stack() -> int:
             ASSISTENTE_REDIS_URL=redis.url_for_db(0),
             ASSISTENTE_RASA_URL=rasa.url,
             ASSISTENTE_PUBLIC_BASE_URL=f"http://127.0.0.1:{API_PORT}",
+            **keycloak.api_env(),
         )
         # Locally the level-2 queue is open around the clock, so an escalation shows the queue
         # position at any hour; the deployed default is weekdays 08:00-18:00 (Brasília).
@@ -109,8 +135,15 @@ def run_local_stack() -> int:
         app = AppProcesses(port=API_PORT, env=env, log_dir=logs)
         cleanups.append(app.stop)
         app.start()
+        clerk = keycloak.clerk(DEMO_CLERK)
+        demo_file = write_demo_clerk(state / "demo-clerk.json", CONSOLE_URL + "/", clerk)
+        others = ", ".join(c.username for c in keycloak.clerks.values() if c is not clerk)
         print(
             f"\n  Assistente Digital pronto: abra http://127.0.0.1:{API_PORT}/\n"
+            f"  Console dos atendentes: {CONSOLE_URL}/\n"
+            f"    usuário: {clerk.username}   senha: {clerk.password}   (em {demo_file})\n"
+            f"    outros atendentes de demonstração: {others}\n"
+            f"    (senhas em {keycloak.base_dir / 'credentials.json'}, novas a cada `make up`)\n"
             f"  API docs: http://127.0.0.1:{API_PORT}/docs   logs: {logs}\n"
             "  Ctrl-C para encerrar.\n",
             flush=True,

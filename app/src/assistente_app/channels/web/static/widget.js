@@ -69,7 +69,7 @@
       });
       item.appendChild(group);
     }
-    el("messages").appendChild(item);
+    el("message-list").appendChild(item);
     item.scrollIntoView({ block: "end" });
   }
   function status(text) { el("connection").textContent = text; }
@@ -111,6 +111,9 @@
     });
   }
   function openChat() {
+    // In the chat, what a keyboard user skips to is the message box.
+    el("skip-link").href = "#message-input";
+    el("skip-link").textContent = "Ir para o campo de mensagem";
     el("chat").hidden = false;
     el("protocol").textContent = session.protocol;
     document.querySelector(".intro").hidden = true;
