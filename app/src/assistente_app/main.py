@@ -19,6 +19,7 @@ from assistente_app.api.middleware import (
 from assistente_app.channels.registry import CHANNELS, enabled_channels
 from assistente_app.core.logging import configure_logging
 from assistente_app.escalation.router import router as agent_router
+from assistente_app.escalation.router import stop_live_board
 from assistente_app.lgpd.router import router as lgpd_router
 from assistente_app.ops.queues import router as queue_router
 from assistente_app.ops.router import router as ops_router
@@ -48,6 +49,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
             await resources.hub.start()
             yield
         finally:
+            await stop_live_board(app)
             await close_resources(resources)
 
     app = FastAPI(

@@ -52,11 +52,16 @@ class Conversation(Base):
     team: Mapped[str | None] = mapped_column(String(32))
     escalation_reason: Mapped[str | None] = mapped_column(Text)
     queued_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # Restarts on transfer (queued_at, the place in line, does not): the max-wait clock.
+    wait_started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # The bot's summary for the clerk: {"intent", "case_number", "articles": [{title, path}]}.
+    summary: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     agent_sub: Mapped[str | None] = mapped_column(String(255))
     claimed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     resolved_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     # Set when retention removed the personal data (the protocol and the bot's side remain).
     anonymized_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    resolution_code: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), default=_now, server_default=func.now()
     )
@@ -68,6 +73,7 @@ class Conversation(Base):
         Index("ix_conversations_channel_external", "channel", "external_id"),
         Index("ix_conversations_queue", "status", "team", "queued_at"),
         Index("ix_conversations_last_activity", "last_activity_at"),
+        Index("ix_conversations_resolved", "team", "resolved_at"),
     )
 
 

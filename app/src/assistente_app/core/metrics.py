@@ -14,6 +14,14 @@ MESSAGES = Counter(
     "assistente_messages_total", "Messages by channel and direction", ["channel", "direction"]
 )
 ESCALATIONS = Counter("assistente_escalations_total", "Escalations to level 2 by team", ["team"])
+QUEUE_FULL = Counter(
+    "assistente_escalations_refused_total", "Escalations refused by a full team queue", ["team"]
+)
+LEVEL2_CLOSED = Counter(
+    "assistente_level2_closed_total",
+    "Level-2 conversations closed, by resolution code",
+    ["team", "code"],
+)
 QUEUE_DEPTH = Gauge("assistente_queue_depth", "Entries waiting or pending in a stream", ["stream"])
 DEAD_LETTERS = Counter("assistente_dead_letters_total", "Entries moved to a dead-letter stream")
 WORKER_RESULTS = Counter(

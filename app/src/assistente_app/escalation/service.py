@@ -6,8 +6,9 @@ import datetime as dt
 import math
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
-from assistente_contract import as_team, team_label
+from assistente_contract import Escalation, as_team, team_label
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,6 +17,10 @@ from assistente_app.conversations import service as conversation_service
 from assistente_app.core import metrics
 from assistente_app.core.errors import ConflictError, ForbiddenError, NotFoundError
 from assistente_app.core.settings import WEEKDAYS, CoreSettings
+from assistente_app.escalation.catalog import EXPIRED, LEFT_QUEUE, RESOLUTION_CODES
+
+# Knowledge articles shown to the citizen that the summary keeps (the most recent ones).
+SUMMARY_ARTICLES = 5
 
 WEEKDAY_NAMES = ("segunda", "terça", "quarta", "quinta", "sexta", "sábado", "domingo")
 
@@ -124,6 +129,49 @@ def standing_text(*, team: str, protocol: str, place: QueueStanding) -> str:
     )
 
 
+async def articles_shown(
+    *, session: AsyncSession, conversation_id: uuid.UUID
+) -> list[dict[str, str]]:
+    """The knowledge articles the bot quoted in this conversation, most recent first."""
+    rows = await session.execute(
+        select(m.Message.payload)
+        .where(
+            m.Message.conversation_id == conversation_id,
+            m.Message.role == "bot",
+            m.Message.payload["sources"].isnot(None),
+        )
+        .order_by(m.Message.seq.desc())
+        .limit(20)
+    )
+    articles: dict[str, dict[str, str]] = {}
+    for payload in rows.scalars():
+        for source in (payload or {}).get("sources") or []:
+            path = str(source.get("path") or "")
+            if path and path not in articles:
+                articles[path] = {"title": str(source.get("title") or path), "path": path}
+    return list(articles.values())[:SUMMARY_ARTICLES]
+
+
+async def bot_summary(
+    *, session: AsyncSession, conversation: m.Conversation, escalation: Escalation
+) -> dict[str, Any]:
+    """What the bot knew when it handed over, for the clerk."""
+    return {
+        "intent": escalation.intent or None,
+        "case_number": escalation.case_number or None,
+        "articles": await articles_shown(session=session, conversation_id=conversation.id),
+    }
+
+
+async def waiting_in(*, session: AsyncSession, team: str) -> int:
+    count = await session.execute(
+        select(func.count())
+        .select_from(m.Conversation)
+        .where(m.Conversation.status == m.QUEUED, m.Conversation.team == team)
+    )
+    return int(count.scalar_one())
+
+
 async def escalate(
     *,
     session: AsyncSession,
@@ -131,10 +179,12 @@ async def escalate(
     conversation: m.Conversation,
     team: str,
     reason: str,
+    summary: dict[str, Any] | None = None,
     at: dt.datetime | None = None,
 ) -> m.Message:
-    """Put the conversation in ``team``'s queue (or explain the service hours) and return the
-    system message that tells the citizen what happens next."""
+    """Put the conversation in ``team``'s queue (or explain why not: service hours, a full
+    queue) and return the system message that tells the citizen what happens next. Whatever
+    happens, the citizen keeps the conversation's protocol."""
     at = at or conversation_service.now_utc()
     team = as_team(team)
     if not is_open(settings=settings, at=at):
@@ -152,11 +202,31 @@ async def escalate(
             payload={"type": "service_closed", "next_opening": opening.isoformat()},
         )
     if conversation.status not in (m.QUEUED, m.HUMAN):
+        # Serialise escalations of one team, so the limit holds under concurrent workers.
+        await session.execute(
+            select(func.pg_advisory_xact_lock(func.hashtextextended(f"queue:{team}", 0)))
+        )
+        if await waiting_in(session=session, team=team) >= settings.escalation_queue_limit:
+            metrics.QUEUE_FULL.labels(team=team).inc()
+            return await conversation_service.add_message(
+                session=session,
+                conversation_id=conversation.id,
+                role="system",
+                text_=(
+                    f"A fila de {team_label(team)} está cheia no momento e não conseguimos "
+                    "colocar você nela agora. Tente de novo em alguns minutos, informando o "
+                    f"protocolo {conversation.protocol}; o assistente continua à disposição."
+                ),
+                payload={"type": "queue_full", "team": team},
+            )
         conversation.status = m.QUEUED
         conversation.team = team
         conversation.escalation_reason = reason[:500]
         conversation.queued_at = at
+        conversation.wait_started_at = at
         conversation.agent_sub = None
+        conversation.resolution_code = None
+        conversation.summary = summary
         await session.flush()
         metrics.ESCALATIONS.labels(team=team).inc()
     place = await standing(session=session, settings=settings, conversation=conversation)
@@ -190,8 +260,22 @@ async def get_conversation(*, session: AsyncSession, conversation_id: uuid.UUID)
 
 
 async def claim(
-    *, session: AsyncSession, conversation_id: uuid.UUID, agent_sub: str, agent_name: str | None
+    *,
+    session: AsyncSession,
+    conversation_id: uuid.UUID,
+    agent_sub: str,
+    agent_name: str | None,
+    teams: frozenset[str] | None = None,
 ) -> tuple[m.Conversation, m.Message]:
+    """Take a queued conversation. One UPDATE decides between clerks who click at once: the
+    first wins, the others get a conflict. ``teams``: the queues the clerk may take from
+    (``None``: every queue)."""
+    if teams is not None:
+        current = await session.get(m.Conversation, conversation_id)
+        if current is None:
+            raise NotFoundError("Conversa não encontrada.")
+        if current.team not in teams:
+            raise ForbiddenError("Esta conversa está na fila de outra equipe.")
     claimed = (
         await session.execute(
             update(m.Conversation)
@@ -207,13 +291,17 @@ async def claim(
         )
     conversation = await get_conversation(session=session, conversation_id=conversation_id)
     await session.refresh(conversation)
-    who = f"O(a) atendente {agent_name}" if agent_name else "Um(a) atendente"
+    text = (
+        f"Atendente entrou na conversa: {agent_name}."
+        if agent_name
+        else ("Atendente entrou na conversa.")
+    )
     message = await conversation_service.add_message(
         session=session,
         conversation_id=conversation.id,
         role="system",
-        text_=f"{who} assumiu o seu atendimento.",
-        payload={"type": "agent_joined"},
+        text_=text,
+        payload={"type": "agent_joined", "agent_name": agent_name},
     )
     return conversation, message
 
@@ -233,6 +321,7 @@ async def transfer(
     conversation.team = team
     conversation.agent_sub = None
     conversation.claimed_at = None
+    conversation.wait_started_at = conversation_service.now_utc()
     await session.flush()
     place = await standing(session=session, settings=settings, conversation=conversation)
     assert place is not None
@@ -251,17 +340,84 @@ async def transfer(
     )
 
 
-async def resolve(*, session: AsyncSession, conversation: m.Conversation) -> m.Message:
+async def resolve(*, session: AsyncSession, conversation: m.Conversation, code: str) -> m.Message:
+    if code not in RESOLUTION_CODES:
+        raise ConflictError(f"Código de encerramento desconhecido: {code}.")
+    return await _close(
+        session=session,
+        conversation=conversation,
+        code=code,
+        text=(
+            f"Atendimento encerrado. Protocolo {conversation.protocol}. "
+            "Se precisar de algo mais, é só escrever."
+        ),
+    )
+
+
+async def leave_queue(*, session: AsyncSession, conversation: m.Conversation) -> m.Message:
+    """The citizen gives up waiting: out of the queue, back to the bot, protocol kept."""
+    if conversation.status != m.QUEUED:
+        raise ConflictError(
+            "Você não está na fila: um(a) atendente já está com a conversa ou ela foi encerrada."
+        )
+    return await _close(
+        session=session,
+        conversation=conversation,
+        code=LEFT_QUEUE,
+        text=(
+            f"Você saiu da fila do atendimento humano. Seu protocolo {conversation.protocol} "
+            "continua valendo; o assistente segue à disposição por aqui."
+        ),
+    )
+
+
+async def expire_waits(
+    *, session: AsyncSession, settings: CoreSettings, at: dt.datetime | None = None
+) -> list[tuple[m.Conversation, m.Message]]:
+    """Close the conversations that waited longer than ``escalation_max_wait_minutes`` for a
+    clerk, each with a message that gives the protocol to follow up with. Rows another worker
+    is closing are skipped (SKIP LOCKED), so replicas can run this at once."""
+    at = at or conversation_service.now_utc()
+    limit = at - dt.timedelta(minutes=settings.escalation_max_wait_minutes)
+    rows = await session.execute(
+        select(m.Conversation)
+        .where(
+            m.Conversation.status == m.QUEUED,
+            func.coalesce(m.Conversation.wait_started_at, m.Conversation.queued_at) < limit,
+        )
+        .order_by(m.Conversation.queued_at)
+        .limit(200)
+        .with_for_update(skip_locked=True)
+    )
+    closed = []
+    for conversation in rows.scalars():
+        notice = await _close(
+            session=session,
+            conversation=conversation,
+            code=EXPIRED,
+            text=(
+                "Pedimos desculpas: nenhum(a) atendente conseguiu assumir a sua conversa em "
+                f"{settings.escalation_max_wait_minutes} minutos. O seu pedido fica registrado "
+                f"com o protocolo {conversation.protocol}. Escreva de novo quando quiser, "
+                "informando esse número, e retomamos de onde parou."
+            ),
+        )
+        closed.append((conversation, notice))
+    return closed
+
+
+async def _close(
+    *, session: AsyncSession, conversation: m.Conversation, code: str, text: str
+) -> m.Message:
     conversation.status = m.RESOLVED
     conversation.resolved_at = conversation_service.now_utc()
+    conversation.resolution_code = code
     await session.flush()
+    metrics.LEVEL2_CLOSED.labels(team=conversation.team or "", code=code).inc()
     return await conversation_service.add_message(
         session=session,
         conversation_id=conversation.id,
         role="system",
-        text_=(
-            f"Atendimento encerrado. Protocolo {conversation.protocol}. "
-            "Se precisar de algo mais, é só escrever."
-        ),
-        payload={"type": "resolved"},
+        text_=text,
+        payload={"type": "resolved", "code": code},
     )

@@ -80,6 +80,7 @@ async def _process_turn(ctx: WorkerContext, message_id: uuid.UUID) -> None:
         if conversation.status in (m.QUEUED, m.HUMAN):
             message.status = m.FOR_AGENT  # the bot stays silent while a human owns it
             await session.commit()
+            await conversation_service.announce_for_agent(ctx.events, conversation, message)
             return
         text = message.text
         metadata = MessageMetadata(
@@ -124,11 +125,16 @@ async def store_bot_turn(
                 conversation=conversation,
                 team=turn.escalation.team,
                 reason=turn.escalation.reason,
+                summary=await escalation_service.bot_summary(
+                    session=session, conversation=conversation, escalation=turn.escalation
+                ),
             )
             reply_ids.append(notice.id)
         message.status = m.PROCESSED
         conversation.last_activity_at = conversation_service.now_utc()
         await session.commit()
+    if turn.escalation is not None:
+        await ctx.events.queues_changed(turn.escalation.team)  # the clerks' boards
     return reply_ids
 
 
