@@ -200,7 +200,16 @@ async def test_two_clerks_racing_for_one_conversation_one_wins(harness: Harness)
 async def test_resolution_codes_are_required_and_counted_for_the_supervisor(
     harness: Harness,
 ) -> None:
-    conversation_id, _, _ = await escalate(harness, "orientacao_processual")
+    supervisor = harness.oidc.headers("sofia", SUPERVISOR)
+
+    async def figures() -> dict[str, Any]:
+        supervision = (
+            await harness.client.get("/api/v1/agent/supervision", headers=supervisor)
+        ).json()
+        return dict(next(t for t in supervision["teams"] if t["team"] == "orientacao_processual"))
+
+    before = await figures()
+    conversation_id, token, _ = await escalate(harness, "orientacao_processual")
     clerk = harness.oidc.headers("carla", ("agent", "equipe:orientacao_processual"))
     await harness.client.post(f"/api/v1/agent/conversations/{conversation_id}/claim", headers=clerk)
     bad = await harness.client.post(
@@ -218,13 +227,16 @@ async def test_resolution_codes_are_required_and_counted_for_the_supervisor(
     assert (await status_of(harness, conversation_id)).resolution_code == "orientado"
 
     assert (await harness.client.get("/api/v1/agent/supervision", headers=clerk)).status_code == 403
-    supervision = (
-        await harness.client.get(
-            "/api/v1/agent/supervision", headers=harness.oidc.headers("sofia", SUPERVISOR)
-        )
-    ).json()
-    team = next(t for t in supervision["teams"] if t["team"] == "orientacao_processual")
-    assert team["closed_today"] >= 1
+    # The citizen writes again afterwards (back with the bot): the closure still counts.
+    assert (await harness.post_message(conversation_id, token, "obrigado")).status_code == 202
+    gave_up_id, gave_up_token, _ = await escalate(harness, "orientacao_processual")
+    await harness.client.post(
+        f"/api/v1/conversations/{gave_up_id}/leave-queue",
+        headers={"Authorization": f"Bearer {gave_up_token}"},
+    )
+    after = await figures()
+    assert after["closed_today"] == before["closed_today"] + 1
+    assert after["unattended_today"] == before["unattended_today"] + 1
     catalog = (await harness.client.get("/api/v1/agent/catalog", headers=clerk)).json()
     assert {c["id"] for c in catalog["resolution_codes"]} == {
         "resolvido", "orientado", "sem_resposta", "fora_do_escopo"
@@ -325,7 +337,7 @@ async def test_the_clerk_socket_closes_when_the_token_expires(live: tuple[Harnes
     h, address = live
     async with connect(f"ws://{address}/api/v1/agent/ws") as ws:
         # Valid for the handshake, expired a moment later, never refreshed.
-        token = h.oidc.token("ana", SUPPORT, expires_in=1)
+        token = h.oidc.token("ana", SUPPORT, expires_in=4)
         await ws.send(json.dumps({"token": token}))
         await next_of(ws, "hello")
         assert await close_code(ws) == 4401

@@ -17,6 +17,7 @@ from assistente_app.api.middleware import (
     RequestContextMiddleware,
 )
 from assistente_app.channels.registry import CHANNELS, enabled_channels
+from assistente_app.console import router as console
 from assistente_app.core.logging import configure_logging
 from assistente_app.escalation.router import router as agent_router
 from assistente_app.escalation.router import stop_live_board
@@ -71,6 +72,10 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
             app.mount(prefix, StaticFiles(directory=folder), name=f"{channel.name}-static")
     for router in (protocols_router, agent_router, lgpd_router, queue_router, ops_router):
         app.include_router(router)
+    app.include_router(console.router)
+    app.mount(
+        f"{console.PREFIX}/static", StaticFiles(directory=console.STATIC_DIR), name="console-static"
+    )
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
     app.add_middleware(ClientAddressMiddleware, trusted=settings.trusted_networks)

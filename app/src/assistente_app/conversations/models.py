@@ -16,6 +16,7 @@ from sqlalchemy import (
     Text,
     func,
 )
+from sqlalchemy import text as sql_text
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -73,7 +74,6 @@ class Conversation(Base):
         Index("ix_conversations_channel_external", "channel", "external_id"),
         Index("ix_conversations_queue", "status", "team", "queued_at"),
         Index("ix_conversations_last_activity", "last_activity_at"),
-        Index("ix_conversations_resolved", "team", "resolved_at"),
     )
 
 
@@ -95,4 +95,13 @@ class Message(Base):
     delivered_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), default=_now, server_default=func.now()
+    )
+
+    __table_args__ = (
+        # The supervisor's count of closures today (see migration 0002).
+        Index(
+            "ix_messages_closures",
+            "created_at",
+            postgresql_where=sql_text("role = 'system' AND payload->>'type' = 'resolved'"),
+        ),
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import functools
 import json
@@ -22,7 +23,7 @@ from typing import Any
 
 from assistente_contract import TEAMS, team_label
 from redis.asyncio import Redis
-from sqlalchemy import func, select
+from sqlalchemy import func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistente_app.auth.oidc import Clerk
@@ -30,6 +31,7 @@ from assistente_app.conversations import models as m
 from assistente_app.conversations import service as conversation_service
 from assistente_app.core.db import Database
 from assistente_app.core.settings import CoreSettings
+from assistente_app.escalation.catalog import SYSTEM_CODES
 from assistente_app.realtime.hub import QUEUES_TOPIC, EventHub
 
 log = logging.getLogger(__name__)
@@ -87,6 +89,9 @@ class Board:
     at: dt.datetime
     items: tuple[BoardItem, ...]
     closed_today: dict[str, int]
+    """Closed by a clerk today, per team (the court's day, in its time zone)."""
+    unattended_today: dict[str, int]
+    """Left the queue today without a clerk: gave up, or waited past the maximum."""
     online: tuple[OnlineClerk, ...]
     version: int = 0
 
@@ -130,6 +135,7 @@ class Board:
                     ),
                     "clerks_online": sum(1 for c in self.online if team in c.teams),
                     "closed_today": self.closed_today.get(team, 0),
+                    "unattended_today": self.unattended_today.get(team, 0),
                 }
             )
         return {
@@ -179,15 +185,28 @@ async def read_board(
         )
     now = conversation_service.now_utc()
     midnight = dt.datetime.combine(now.astimezone(settings.tz).date(), dt.time(), settings.tz)
-    closed = await session.execute(
-        select(m.Conversation.team, func.count())
-        .where(m.Conversation.resolved_at >= midnight, m.Conversation.team.isnot(None))
-        .group_by(m.Conversation.team)
+    team = m.Message.payload["team"].astext
+    code = m.Message.payload["code"].astext
+    closures = await session.execute(
+        select(team, code, func.count())
+        .where(
+            # Literals, so the planner matches the partial index ix_messages_closures.
+            m.Message.role == literal_column("'system'"),
+            m.Message.payload["type"].astext == literal_column("'resolved'"),
+            m.Message.created_at >= midnight,
+        )
+        .group_by(team, code)
     )
+    closed: dict[str, int] = {}
+    unattended: dict[str, int] = {}
+    for team_id, code_id, count in closures.all():
+        tally = unattended if code_id in SYSTEM_CODES else closed
+        tally[str(team_id)] = tally.get(str(team_id), 0) + int(count)
     return Board(
         at=now,
         items=tuple(items),
-        closed_today={str(team): int(count) for team, count in closed.all()},
+        closed_today=closed,
+        unattended_today=unattended,
         online=online,
     )
 
@@ -269,7 +288,7 @@ class LiveBoard:
             board = await read_board(session=session, settings=self.settings, online=online)
         async with self._changed:
             version = self._board.version + 1 if self._board else 1
-            self._board = Board(board.at, board.items, board.closed_today, board.online, version)
+            self._board = dataclasses.replace(board, version=version)
             self._changed.notify_all()
         return self._board
 

@@ -419,5 +419,6 @@ async def _close(
         conversation_id=conversation.id,
         role="system",
         text_=text,
-        payload={"type": "resolved", "code": code},
+        # The closure record the supervisor counts (team and code as they were at closing).
+        payload={"type": "resolved", "code": code, "team": conversation.team},
     )

@@ -16,6 +16,8 @@ down_revision = "0002"
 branch_labels = None
 depends_on = None
 
+CLOSURES = "role = 'system' AND payload->>'type' = 'resolved'"
+
 
 def upgrade() -> None:
     # What the bot knew when it handed over (last intent, case number, articles shown).
@@ -26,12 +28,17 @@ def upgrade() -> None:
         "conversations", sa.Column("wait_started_at", sa.DateTime(timezone=True), nullable=True)
     )
     op.add_column("conversations", sa.Column("resolution_code", sa.String(32), nullable=True))
-    # The supervisor's "closed today" per team.
-    op.create_index("ix_conversations_resolved", "conversations", ["team", "resolved_at"])
+    # The supervisor's "closed today": each closure is a system message with its team and code.
+    op.create_index(
+        "ix_messages_closures",
+        "messages",
+        ["created_at"],
+        postgresql_where=sa.text(CLOSURES),
+    )
 
 
 def downgrade() -> None:
-    op.drop_index("ix_conversations_resolved", table_name="conversations")
+    op.drop_index("ix_messages_closures", table_name="messages")
     op.drop_column("conversations", "resolution_code")
     op.drop_column("conversations", "wait_started_at")
     op.drop_column("conversations", "summary")
