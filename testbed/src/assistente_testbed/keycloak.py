@@ -171,10 +171,10 @@ class KeycloakServer(LocalServer):
         return f"{self.issuer}/.well-known/openid-configuration"
 
     def api_env(self) -> dict[str, str]:
-        """The API's settings for validating this server's tokens."""
+        """The API's settings for this server, as the operator sets them from the custom
+        resource: the issuer only (the JWKS is found through its discovery document)."""
         return {
             "ASSISTENTE_OIDC_ISSUER": self.issuer,
-            "ASSISTENTE_OIDC_JWKS_URL": self.jwks_url,
             "ASSISTENTE_OIDC_AUDIENCE": API_AUDIENCE,
             "ASSISTENTE_OIDC_CLIENT_ID": CONSOLE_CLIENT_ID,
         }
