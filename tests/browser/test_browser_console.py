@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import pytest
 from assistente_testbed.app_processes import AppProcesses
-from assistente_testbed.browser import Screenshots, blocking_violations
+from assistente_testbed.browser import Screenshots, blocking_violations, tab_until
 from assistente_testbed.keycloak import KeycloakServer
 from playwright.async_api import Browser, BrowserContext, Locator, Page, expect
 
@@ -123,8 +123,9 @@ async def test_a_clerk_works_a_conversation_from_sign_in_to_sign_out(
     assert await clerk.page.evaluate("() => window.notReloaded === true")
     await assert_accessible(clerk.page, screenshots, "conversa apareceu na fila")
 
-    # Take it with the keyboard.
-    await row.get_by_role("button", name=f"Assumir a conversa {protocol}").focus()
+    # Take it with the keyboard only.
+    await clerk.page.get_by_role("heading", name="Filas").focus()
+    await tab_until(clerk.page, rf"^button: Assumir a conversa {re.escape(protocol)}$")
     await clerk.page.keyboard.press("Enter")
     await expect(clerk.page.get_by_role("heading", name=f"Conversa {protocol}")).to_be_visible()
     reply_box = clerk.page.get_by_label("Resposta ao cidadão")

@@ -89,4 +89,14 @@ async def test_a_citizen_uses_the_widget_with_the_keyboard_only(
     await page.reload()
     await expect(protocol).to_have_text(PROTOCOL)
     await expect(log.locator("li.system").filter(has_text="posição")).to_have_count(1)
+
+    # Tired of waiting: the citizen leaves the queue from the keyboard and keeps the protocol.
+    await page.locator("#message-input").focus()
+    await tab_until(page, r"^button: Sair da fila$")
+    await page.keyboard.press("Enter")
+    left = log.locator("li.system").filter(has_text="Você saiu da fila")
+    await expect(left).to_contain_text(await protocol.inner_text(), timeout=REPLY_TIMEOUT_MS)
+    await expect(page.get_by_role("button", name="Sair da fila")).to_be_hidden()
+    await expect(page.locator("#message-input")).to_be_focused()
+    await assert_accessible(page, screenshots, "saiu da fila")
     await context.close()
