@@ -209,6 +209,10 @@ async def test_two_clerks_race_for_one_conversation_and_the_supervisor_watches(
     for name in ("Marina Lopes", "Carla Mendes", "Sofia Rocha"):
         await expect(online).to_contain_text(name)
     await assert_accessible(supervisor.page, screenshots, "supervisao")
+    contrast = supervisor.page.get_by_role("button", name="Alto contraste")
+    await contrast.click()
+    await expect(contrast).to_have_attribute("aria-pressed", "true")
+    await assert_accessible(supervisor.page, screenshots, "supervisao em alto contraste")
 
     buttons = []
     for clerk in (first, second):
