@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Sets up everything the project needs on a fresh Debian machine, skipping what is already there:
 #   system packages (apt), uv, the project's virtual environment (.venv, from uv.lock),
-#   the Go-built test bed (hack/build-tools.sh) and Rasa's venv and model (hack/rasa-*.sh).
-# Usage: hack/setup.sh [system|python|tools|rasa|pulumi|all]...   (default: all but pulumi)
+#   the Go-built test bed (hack/build-tools.sh), Rasa's venv and model (hack/rasa-*.sh), Keycloak
+#   (hack/keycloak.sh) and the npm packages the browser tests inject (hack/npm-tools.sh).
+# Usage: hack/setup.sh [system|python|tools|rasa|keycloak|browser|pulumi|all]...
+#   (default: all but pulumi)
 #   pulumi: pulumi/.venv from pulumi/uv.lock (the cloud SDKs, ~450 MB; only its suites need it)
 set -euo pipefail
 
@@ -42,8 +44,15 @@ system() {
   command -v promtool >/dev/null || missing+=(prometheus)
   command -v amtool >/dev/null || missing+=(prometheus-alertmanager)
   command -v prometheus-redis-exporter >/dev/null || missing+=(prometheus-redis-exporter)
+  # Browser tests: Debian's Chromium (never a browser downloaded by a test tool) and a font.
+  command -v chromium >/dev/null || missing+=(chromium)
+  [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
+  # Keycloak runs on Java 17 and comes from Maven Central through Maven; axe-core through npm.
+  command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
+  command -v mvn >/dev/null || missing+=(maven)
+  command -v npm >/dev/null || missing+=(nodejs npm)
   if [ ${#missing[@]} -eq 0 ]; then
-    log "system packages: present (PostgreSQL 15, Redis, shellcheck, containerd, buildah, Prometheus, Alertmanager)"
+    log "system packages: present (PostgreSQL 15, Redis, shellcheck, containerd, buildah, Prometheus, Alertmanager, Chromium, Java, Maven, npm)"
     return
   fi
   log "system packages: installing ${missing[*]} with apt"
@@ -111,11 +120,21 @@ rasa() {
   hack/rasa-train.sh >/dev/null
 }
 
+keycloak() {
+  # The server distribution from Maven Central and its one-time build, cached by version.
+  hack/keycloak.sh >/dev/null
+}
+
+browser() {
+  # axe-core (npm, pinned in tools/npm), cached by the lock file's hash.
+  hack/npm-tools.sh >/dev/null
+}
+
 steps=("$@")
-[ ${#steps[@]} -eq 0 ] || [ "${steps[0]}" = all ] && steps=(system python tools rasa)
+[ ${#steps[@]} -eq 0 ] || [ "${steps[0]}" = all ] && steps=(system python tools rasa keycloak browser)
 for step in "${steps[@]}"; do
   case "$step" in
-    system|python|tools|rasa|pulumi) "$step" ;;
+    system|python|tools|rasa|keycloak|browser|pulumi) "$step" ;;
     *) log "unknown step: $step"; exit 2 ;;
   esac
 done

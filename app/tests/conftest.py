@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import socket
 import threading
 import time
 import uuid
@@ -17,6 +18,7 @@ from typing import Any
 import httpx
 import jwt
 import pytest
+import uvicorn
 from assistente_app.conversations import models as m
 from assistente_app.conversations.service import enqueue_delivery
 from assistente_app.core.migrate import upgrade
@@ -238,3 +240,40 @@ async def wait_for(predicate: Callable[[], Any], within: float = 10.0) -> Any:
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.02)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+async def live(make_settings: SettingsFactory, oidc: Any) -> AsyncIterator[tuple[Harness, str]]:
+    """The same settings served twice: in-process (for the worker steps) and by uvicorn (a
+    second API replica, reached over real TCP), so events cross processes through Redis."""
+    settings = make_settings()
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(settings, configure_logs=False),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        ws_per_message_deflate=False,
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        await wait_for(lambda: server.started)
+        async with running_app(settings, oidc) as h:
+            yield h, f"127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+async def next_event(ws: Any, kind: str) -> dict[str, Any]:
+    while True:
+        event = json.loads(await asyncio.wait_for(ws.recv(), timeout=10))
+        if event["type"] == kind:
+            return dict(event)

@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 
 import pytest
 from assistente_app.conversations import models as m
+from assistente_app.worker.handlers import store_bot_turn
 from assistente_testbed.http_fakes import send_json
 from sqlalchemy import func, select
 
@@ -376,3 +377,68 @@ async def test_voice_slow_reply_redirects_then_speaks(
         )
         assert "Emita a segunda via no portal." in second.text
         assert "<Gather" in second.text
+
+
+async def escalate_stored(h: Harness, message_id: uuid.UUID, team: str = "geral") -> None:
+    """What the worker does with Rasa's hand-over (the real Rasa path is in the e2e suite)."""
+    await store_bot_turn(
+        h.worker,
+        message_id=message_id,
+        items=[{"custom": {"type": "escalation", "team": team, "reason": "pedido"}}],
+    )
+
+
+async def test_a_clerk_answers_whatsapp_and_telegram_citizens_on_their_channel(
+    channels: Harness, provider: ProviderFake
+) -> None:
+    wa_id = f"55619{uuid.uuid4().int % 10**8:08d}"
+    await post_whatsapp(channels, whatsapp_payload(wa_id, f"wamid.{uuid.uuid4().hex}", "atendente"))
+    chat_id = uuid.uuid4().int % 10**9
+    headers = {"X-Telegram-Bot-Api-Secret-Token": "segredo-telegram"}
+    await channels.client.post(
+        "/api/v1/channels/telegram/webhook",
+        json=telegram_update(uuid.uuid4().int % 10**9, chat_id, "quero um atendente"),
+        headers=headers,
+    )
+    clerk = channels.oidc.headers("ana", ("agent", "equipe:geral"))
+    for channel, address in (("whatsapp", wa_id), ("telegram", str(chat_id))):
+        [first] = await messages_of(channels, channel, address)
+        await escalate_stored(channels, first.id)
+        claimed = await channels.client.post(
+            f"/api/v1/agent/conversations/{first.conversation_id}/claim", headers=clerk
+        )
+        assert claimed.status_code == 200
+        reply = await channels.client.post(
+            f"/api/v1/agent/conversations/{first.conversation_id}/messages",
+            json={"text": f"Olá pelo {channel}!"},
+            headers=clerk,
+        )
+        assert reply.status_code == 202
+    provider.requests.clear()
+    await channels.deliver_outbound()
+    whatsapp = [r["json"]["text"]["body"] for r in provider.requests if "/messages" in r["path"]]
+    telegram = [r["json"]["text"] for r in provider.requests if r["path"].endswith("sendMessage")]
+    for sent, channel in ((whatsapp, "whatsapp"), (telegram, "telegram")):
+        assert any(text.startswith("Atendente entrou na conversa: ana") for text in sent), sent
+        assert sent[-1] == f"Olá pelo {channel}!"
+    # While the clerk has it, the citizen's WhatsApp messages wait for the clerk, not the bot.
+    await post_whatsapp(channels, whatsapp_payload(wa_id, f"wamid.{uuid.uuid4().hex}", "ok!"))
+    assert (await messages_of(channels, "whatsapp", wa_id))[-1].status == m.FOR_AGENT
+
+
+async def test_a_waiting_whatsapp_citizen_leaves_the_queue_by_writing_sair(
+    channels: Harness, provider: ProviderFake
+) -> None:
+    wa_id = f"55619{uuid.uuid4().int % 10**8:08d}"
+    await post_whatsapp(channels, whatsapp_payload(wa_id, f"wamid.{uuid.uuid4().hex}", "humano"))
+    [first] = await messages_of(channels, "whatsapp", wa_id)
+    await escalate_stored(channels, first.id)
+    await post_whatsapp(channels, whatsapp_payload(wa_id, f"wamid.{uuid.uuid4().hex}", "sair"))
+    provider.requests.clear()
+    await channels.deliver_outbound()
+    bodies = [r["json"]["text"]["body"] for r in provider.requests]
+    assert any("Você saiu da fila" in body for body in bodies), bodies
+    async with channels.worker.db.read_sessions() as session:
+        conversation = await session.get(m.Conversation, first.conversation_id)
+    assert conversation is not None
+    assert conversation.resolution_code == "desistencia"

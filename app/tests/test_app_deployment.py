@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic.script import ScriptDirectory
+from assistente_app import migrations
 from assistente_app.conversations import models as m
 from assistente_app.conversations import service as conversation_service
 from assistente_app.lgpd.service import ANONYMIZED_TEXT
@@ -115,9 +117,28 @@ async def test_retention_anonymises_closed_conversations(
         await _age(h, recent_id, days=10, status=m.RESOLVED)
         await _age(h, queued_id, days=40, status=m.QUEUED)  # a person still owes an answer
 
+        # The clerk who took it is named in the citizen's history, the case in the summary.
+        async with h.worker.db.write_sessions() as session:
+            joined = m.Message(
+                conversation_id=uuid.UUID(old_id),
+                role="system",
+                text="Atendente entrou na conversa: Ana Souza.",
+                payload={"type": "agent_joined", "agent_name": "Ana Souza"},
+            )
+            session.add(joined)
+            conversation = await session.get(m.Conversation, uuid.UUID(old_id))
+            assert conversation is not None
+            conversation.summary = {"intent": "consultar_processo", "case_number": "0000832-35"}
+            await session.commit()
+
         assert await retention_once(h.worker) == 0  # nothing is old enough to delete
         old = await h.history(old_id, old_token)
-        assert [x["text"] for x in old["messages"]] == [ANONYMIZED_TEXT, "Obrigado."]
+        assert [x["text"] for x in old["messages"]] == [
+            ANONYMIZED_TEXT,
+            "Obrigado.",
+            "Atendente entrou na conversa.",
+        ]
+        assert old["messages"][-1]["payload"] == {"type": "agent_joined"}
         assert old["protocol"] == old_protocol
         async with h.worker.db.read_sessions() as session:
             rows = {
@@ -128,6 +149,7 @@ async def test_retention_anonymises_closed_conversations(
         assert rows[old_id].anonymized_at is not None
         assert rows[old_id].escalation_reason is None
         assert rows[old_id].agent_sub is None
+        assert rows[old_id].summary is None
         assert rows[recent_id].anonymized_at is None
         assert rows[queued_id].anonymized_at is None
         recent = await h.history(recent_id, recent_token)
@@ -165,6 +187,12 @@ async def test_forwarded_for_is_believed_only_from_trusted_proxies(
         assert await open_as(h, "203.0.113.6") == 429  # header ignored: one peer, one bucket
 
 
+def migration_head() -> str:
+    head = ScriptDirectory(str(Path(migrations.__file__).parent)).get_current_head()
+    assert head is not None
+    return head
+
+
 async def test_replicas_may_migrate_at_once(postgres_server: Any) -> None:
     """Three pods' init containers start together: one migrates, the others wait and find the
     schema current (separate processes, as in a rollout)."""
@@ -184,7 +212,7 @@ async def test_replicas_may_migrate_at_once(postgres_server: Any) -> None:
     try:
         async with engine.connect() as connection:
             versions = await connection.execute(text("SELECT version_num FROM alembic_version"))
-            assert [row[0] for row in versions] == ["0002"]
+            assert [row[0] for row in versions] == [migration_head()]
     finally:
         await engine.dispose()
 

@@ -62,7 +62,17 @@ async def test_escalation_queue_position_and_agent_flow(harness: Harness) -> Non
     assert status["queue_position"] == position
     assert status["estimated_wait_minutes"] == position * 6
 
-    agent = harness.oidc.headers("agente-ana", ("agent",))
+    # Team roles (equipe:<team>) decide which queues a clerk sees and takes from.
+    teams = ("agent", "equipe:orientacao_processual", "equipe:servicos_portal")
+    agent = harness.oidc.headers("agente-ana", teams)
+    outsider = harness.oidc.headers("agente-caio", ("agent", "equipe:suporte_tecnico"))
+    assert (
+        await harness.client.get(f"/api/v1/agent/queue?team={team}", headers=outsider)
+    ).json() == []
+    refused = await harness.client.post(
+        f"/api/v1/agent/conversations/{first_id}/claim", headers=outsider
+    )
+    assert refused.status_code == 403
     queue = (await harness.client.get(f"/api/v1/agent/queue?team={team}", headers=agent)).json()
     ids = [item["conversation_id"] for item in queue]
     assert ids.index(first_id) < ids.index(second_id)
@@ -82,7 +92,7 @@ async def test_escalation_queue_position_and_agent_flow(harness: Harness) -> Non
     assert claimed.json()["status"] == "human"
     again = await harness.client.post(
         f"/api/v1/agent/conversations/{first_id}/claim",
-        headers=harness.oidc.headers("agente-bia"),
+        headers=harness.oidc.headers("agente-bia", teams),
     )
     assert again.status_code == 409
 
@@ -109,7 +119,7 @@ async def test_escalation_queue_position_and_agent_flow(harness: Harness) -> Non
     other = await harness.client.post(
         f"/api/v1/agent/conversations/{first_id}/messages",
         json={"text": "intromissão"},
-        headers=harness.oidc.headers("agente-bia"),
+        headers=harness.oidc.headers("agente-bia", teams),
     )
     assert other.status_code == 403
     await harness.deliver_outbound()
@@ -125,8 +135,14 @@ async def test_escalation_queue_position_and_agent_flow(harness: Harness) -> Non
     assert transferred.json()["status"] == "queued"
     assert transferred.json()["team"] == "servicos_portal"
     await harness.client.post(f"/api/v1/agent/conversations/{first_id}/claim", headers=agent)
-    resolved = await harness.client.post(
+    unexplained = await harness.client.post(
         f"/api/v1/agent/conversations/{first_id}/resolve", headers=agent
+    )
+    assert unexplained.status_code == 422  # a resolution code is required
+    resolved = await harness.client.post(
+        f"/api/v1/agent/conversations/{first_id}/resolve",
+        json={"code": "resolvido"},
+        headers=agent,
     )
     assert resolved.json()["status"] == "resolved"
     # After resolution the bot answers again.

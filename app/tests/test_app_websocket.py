@@ -4,55 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-from collections.abc import AsyncIterator
-from typing import Any
 
 import httpx
 import pytest
-import uvicorn
-from assistente_app.main import create_app
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from .conftest import Harness, SettingsFactory, running_app, wait_for
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@pytest.fixture
-async def live(make_settings: SettingsFactory, oidc: Any) -> AsyncIterator[tuple[Harness, str]]:
-    """The same settings served twice: in-process (for the worker steps) and by uvicorn (a
-    second API replica, reached over real TCP), so events cross processes through Redis."""
-    settings = make_settings()
-    port = free_port()
-    config = uvicorn.Config(
-        create_app(settings, configure_logs=False),
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        ws_per_message_deflate=False,
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    try:
-        await wait_for(lambda: server.started)
-        async with running_app(settings, oidc) as h:
-            yield h, f"127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
-
-
-async def next_event(ws: Any, kind: str) -> dict[str, Any]:
-    while True:
-        event = json.loads(await asyncio.wait_for(ws.recv(), timeout=10))
-        if event["type"] == kind:
-            return dict(event)
+from .conftest import Harness, next_event
 
 
 async def test_ws_receives_bot_and_agent_replies(live: tuple[Harness, str]) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from assistente_testbed.appstack import AppStack
+from assistente_testbed.app_processes import AppProcesses
 from assistente_testbed.cluster import KubeCluster
 from assistente_testbed.postgres import PostgresServer
 from assistente_testbed.process import wait_until
@@ -132,10 +132,10 @@ def shipped_stack(
     rasa_stack: RasaStack,
     victorialogs: VictoriaLogsServer,
     tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[AppStack]:
+) -> Iterator[AppProcesses]:
     """API + worker (+ the session's Rasa server and action server) with every log file shipped."""
     logs = tmp_path_factory.mktemp("stack-logs")
-    app = AppStack(
+    app = AppProcesses.for_tests(
         database_url=postgres_server.create_database("assistente_logs"),
         redis_url=redis_server.url,
         rasa_url=rasa_stack.url,
@@ -151,7 +151,7 @@ def shipped_stack(
 
 
 def test_the_stack_logs_are_searchable_by_protocol_and_hold_no_personal_data(
-    shipped_stack: AppStack, victorialogs: VictoriaLogsServer
+    shipped_stack: AppProcesses, victorialogs: VictoriaLogsServer
 ) -> None:
     with httpx.Client(base_url=shipped_stack.url, timeout=30) as http:
         created = http.post("/api/v1/conversations", json={"channel": "web"})

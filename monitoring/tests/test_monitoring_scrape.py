@@ -15,7 +15,7 @@ import httpx
 import pytest
 from assistente_monitoring import queries, rules
 from assistente_monitoring.catalogue import load_catalogue, load_third_party
-from assistente_testbed.appstack import AppStack
+from assistente_testbed.app_processes import AppProcesses
 from assistente_testbed.fake_datajud import SAMPLE_FOUND
 from assistente_testbed.paths import repo_root
 from assistente_testbed.postgres import PostgresServer
@@ -32,7 +32,7 @@ COMPONENTS = ("api", "worker", "actions")
 
 @dataclass
 class ScrapedStack:
-    app: AppStack
+    app: AppProcesses
     prometheus: PrometheusServer
     rasa: RasaStack
     rasa_url: str
@@ -52,7 +52,7 @@ def scraped_stack(
     # A Rasa server of this test's own (on the session's stores and action server), so that
     # stopping it leaves the other suites' Rasa alone.
     rasa_url = rasa_stack.add_server()
-    app = AppStack(
+    app = AppProcesses.for_tests(
         database_url=postgres_server.create_database("assistente_scrape"),
         redis_url=redis_server.url,
         rasa_url=rasa_url,

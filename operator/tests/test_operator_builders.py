@@ -216,6 +216,18 @@ def test_only_enabled_channels_mount_their_secrets() -> None:
     assert settings["ASSISTENTE_TELEGRAM_ENABLED"] == "false"
 
 
+def test_the_console_sign_in_settings_reach_the_api() -> None:
+    """spec.oidc also tells the API the console's public client and which realm roles make
+    teams and supervisors."""
+    issuer = "https://sso.tjxx.jus.br/realms/pdpj"
+    oidc = {"issuer": issuer, "audience": "assistente-api", "jwksUrl": f"{issuer}/certs"}
+    spec = {"oidc": {**oidc, "teamRolePrefix": "fila-"}}
+    settings = by_kind(build_children(make_cr(spec)), "ConfigMap")["tjxx-settings"]["data"]
+    assert settings["ASSISTENTE_OIDC_CLIENT_ID"] == "assistente-console"
+    assert settings["ASSISTENTE_OIDC_TEAM_ROLE_PREFIX"] == "fila-"
+    assert settings["ASSISTENTE_OIDC_SUPERVISOR_ROLE"] == "supervisor"
+
+
 def test_redis_persistence_switch() -> None:
     with_pvc = by_kind(build_children(make_cr()), "StatefulSet")["tjxx-redis"]["spec"]
     assert with_pvc["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"] == "1Gi"

@@ -171,11 +171,31 @@ def test_escalation_sends_the_payload_the_worker_expects() -> None:
             "type": "escalation",
             "team": "suporte_tecnico",
             "reason": "Cidadão pediu para falar com um atendente",
+            "intent": "falar_com_atendente",
         }
     ]
     assert "AD-2025-000123" in texts(messages)
     assert "atendente humano" in texts(messages)
     assert SlotSet("pergunta_pendente", None) in events
+
+
+def test_escalation_summarises_the_matter_for_the_clerk() -> None:
+    """The clerk sees what the citizen last asked about and the case number, not the request
+    for a person that ended the bot's part."""
+    tracker = make_tracker(
+        "sim",
+        intent="afirmar",
+        slots={"equipe": "orientacao_processual", "numero_processo": "0000832-35.2018.4.01.3202"},
+    )
+    tracker.events = [
+        {"event": "user", "parse_data": {"intent": {"name": "saudacao"}}},
+        {"event": "user", "parse_data": {"intent": {"name": "consultar_processo"}}},
+        {"event": "user", "parse_data": {"intent": {"name": "negar"}}},
+    ]
+    messages, _ = run(ActionEscalarAtendimento(), tracker)
+    payload = payloads(messages)[0]
+    assert payload["intent"] == "consultar_processo"
+    assert payload["case_number"] == "0000832-35.2018.4.01.3202"
 
 
 def test_escalation_without_context_goes_to_the_general_team() -> None:

@@ -42,6 +42,9 @@ def test_schema_and_package_name_the_same_teams() -> None:
 
 def test_payloads_the_package_builds_follow_the_schema() -> None:
     validate("escalation", Escalation(team="geral", reason="x" * 900).to_payload())
+    summary = Escalation(team="geral", intent="consultar_processo", case_number="0" * 200)
+    validate("escalation", summary.to_payload())
+    assert Escalation.from_payload(summary.to_payload()).intent == "consultar_processo"
     validate(
         "sources",
         sources_payload(
@@ -103,8 +106,11 @@ def test_what_the_actions_send_is_what_the_worker_reads() -> None:
             validate(item["custom"]["type"], item["custom"])
 
     escalation = interpret(sent["escalation"])
+    # The bot's summary for the clerk: the request for a person itself was the only intent.
     assert escalation.escalation == Escalation(
-        team="servicos_portal", reason="Cidadão pediu para falar com um atendente"
+        team="servicos_portal",
+        reason="Cidadão pediu para falar com um atendente",
+        intent="falar_com_atendente",
     )
     [(text, _payload)] = escalation.messages
     assert TEAM_LABELS["servicos_portal"] in text

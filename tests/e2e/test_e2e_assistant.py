@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
-from assistente_testbed.appstack import AppStack
+from assistente_testbed.app_processes import AppProcesses
 from assistente_testbed.fake_datajud import SAMPLE_FOUND, FakeDataJud
 from assistente_testbed.paths import state_dir
 from assistente_testbed.postgres import PostgresServer
@@ -34,9 +34,9 @@ def app_processes(
     postgres_server: PostgresServer,
     redis_server: RedisServer,
     rasa_stack: RasaStack,
-) -> Iterator[AppStack]:
+) -> Iterator[AppProcesses]:
     """The API and the worker as their console scripts run them in production."""
-    app = AppStack(
+    app = AppProcesses.for_tests(
         database_url=postgres_server.create_database("assistente_e2e"),
         redis_url=redis_server.url,
         rasa_url=rasa_stack.url,
@@ -88,7 +88,7 @@ def contains(*fragments: str) -> Callable[[list[dict[str, Any]]], bool]:
 
 
 @pytest.fixture
-async def citizen(app_processes: AppStack) -> AsyncIterator[Citizen]:
+async def citizen(app_processes: AppProcesses) -> AsyncIterator[Citizen]:
     async with httpx.AsyncClient(base_url=app_processes.url, timeout=30) as http:
         created = await http.post("/api/v1/conversations", json={"channel": "web"})
         assert created.status_code == 201, created.text

@@ -61,6 +61,8 @@ def test_conversation_state_moves_between_replicas(
             "type": "escalation",
             "team": "servicos_portal",
             "reason": "Assistente não resolveu; cidadão aceitou atendente",
+            # The clerk's summary comes from the tracker both replicas share.
+            "intent": "servicos_portal",
         }
     ]
     assert stored_user_texts(postgres_server, sender) == [

@@ -18,9 +18,12 @@ from assistente_app.api.middleware import (
     RequestContextMiddleware,
 )
 from assistente_app.channels.registry import CHANNELS, enabled_channels
+from assistente_app.console import router as console
 from assistente_app.core import metrics
 from assistente_app.core.logging import configure_logging
 from assistente_app.escalation.router import router as agent_router
+from assistente_app.escalation.catalog import RESOLUTION_CODES
+from assistente_app.escalation.router import stop_live_board
 from assistente_app.lgpd.router import router as lgpd_router
 from assistente_app.ops.queues import router as queue_router
 from assistente_app.ops.router import router as ops_router
@@ -50,6 +53,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
             await resources.hub.start()
             yield
         finally:
+            await stop_live_board(app)
             await close_resources(resources)
 
     app = FastAPI(
@@ -71,6 +75,10 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
             app.mount(prefix, StaticFiles(directory=folder), name=f"{channel.name}-static")
     for router in (protocols_router, agent_router, lgpd_router, queue_router, ops_router):
         app.include_router(router)
+    app.include_router(console.router)
+    app.mount(
+        f"{console.PREFIX}/static", StaticFiles(directory=console.STATIC_DIR), name="console-static"
+    )
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(
         RequestContextMiddleware,
@@ -79,6 +87,10 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         },
     )
     app.add_middleware(ClientAddressMiddleware, trusted=settings.trusted_networks)
-    metrics.initialise_api(channels=[channel.name for channel in CHANNELS], teams=TEAMS)
+    metrics.initialise_api(
+        channels=[channel.name for channel in CHANNELS],
+        teams=TEAMS,
+        resolution_codes=RESOLUTION_CODES,
+    )
     metrics.QUEUE_MAX_LENGTH.set(settings.queue_max_length)
     return app

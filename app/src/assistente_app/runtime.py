@@ -16,7 +16,7 @@ from assistente_app.core.db import Database, create_database
 from assistente_app.core.redis import create_redis
 from assistente_app.core.settings import CoreSettings
 from assistente_app.queue.streams import Queues, build_queues
-from assistente_app.realtime.hub import EventHub
+from assistente_app.realtime.hub import EventHub, EventPublisher
 
 
 @dataclass(kw_only=True)
@@ -29,6 +29,8 @@ class Resources:
     """For calls to other services (Rasa, channel providers)."""
     verifier: JwksVerifier | None
     """Agent and admin tokens; ``None`` without OIDC settings (those APIs then answer 503)."""
+    events: EventPublisher
+    """Events for the WebSockets of every API replica (citizens' and clerks')."""
     hub: EventHub | None = None
     """Started by the API only: it fans events out to this replica's WebSockets."""
     enabled_channels: frozenset[str] = frozenset()
@@ -38,7 +40,7 @@ class Resources:
 def build_resources(settings: CoreSettings) -> Resources:
     redis = create_redis(settings)
     verifier = None
-    if settings.oidc_jwks_url:
+    if settings.oidc_jwks_url or settings.oidc_issuer:
         verifier = JwksVerifier(
             jwks_url=settings.oidc_jwks_url,
             issuer=settings.oidc_issuer,
@@ -53,6 +55,7 @@ def build_resources(settings: CoreSettings) -> Resources:
         queues=queues_for(redis, settings),
         http=httpx.AsyncClient(timeout=settings.outbound_timeout_s),
         verifier=verifier,
+        events=EventPublisher(redis, settings.queue_prefix),
     )
 
 

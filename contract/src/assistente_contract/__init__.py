@@ -43,6 +43,7 @@ TEAM_LABELS: Final[Mapping[Team, str]] = {
 ESCALATION: Final = "escalation"
 SOURCES: Final = "sources"
 MAX_REASON_CHARS: Final = 500
+MAX_SUMMARY_CHARS: Final = 100
 
 
 def as_team(value: object) -> Team:
@@ -68,19 +69,37 @@ class MessageMetadata(TypedDict):
 
 @dataclass(frozen=True)
 class Escalation:
-    """Hand the conversation to ``team``'s level-2 queue; ``reason`` is shown to the clerks."""
+    """Hand the conversation to ``team``'s level-2 queue; ``reason`` is shown to the clerks.
+
+    ``intent`` and ``case_number`` are the bot's summary for the clerk who takes the
+    conversation: what the citizen was last talking about (the last intent that was not the
+    request for a person itself) and the case number under discussion, if any. Both optional.
+    """
 
     team: Team
     reason: str = ""
+    intent: str = ""
+    case_number: str = ""
 
     def to_payload(self) -> dict[str, Any]:
-        return {"type": ESCALATION, "team": self.team, "reason": self.reason[:MAX_REASON_CHARS]}
+        payload: dict[str, Any] = {
+            "type": ESCALATION,
+            "team": self.team,
+            "reason": self.reason[:MAX_REASON_CHARS],
+        }
+        if self.intent:
+            payload["intent"] = self.intent[:MAX_SUMMARY_CHARS]
+        if self.case_number:
+            payload["case_number"] = self.case_number[:MAX_SUMMARY_CHARS]
+        return payload
 
     @classmethod
     def from_payload(cls, payload: Mapping[str, Any]) -> Escalation:
         return cls(
             team=as_team(payload.get("team")),
             reason=str(payload.get("reason") or "")[:MAX_REASON_CHARS],
+            intent=str(payload.get("intent") or "")[:MAX_SUMMARY_CHARS],
+            case_number=str(payload.get("case_number") or "")[:MAX_SUMMARY_CHARS],
         )
 
 

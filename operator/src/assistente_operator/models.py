@@ -446,6 +446,12 @@ class OidcSpec(CRDModel):
     """Where the issuer publishes its signing keys (JWKS)."""
     roles_claim: str = Field(default="realm_access.roles", max_length=253)
     """Claim holding the roles (agent, admin), dotted for nested claims."""
+    client_id: str = Field(default="assistente-console", min_length=1, max_length=255)
+    """The clerks' console's public client at the issuer (authorization code + PKCE)."""
+    team_role_prefix: str = Field(default="equipe:", max_length=64)
+    """Realm role <prefix><team> puts a clerk on a team's queue (e.g. equipe:suporte_tecnico)."""
+    supervisor_role: str = Field(default="supervisor", min_length=1, max_length=64)
+    """Realm role of supervisors: every queue, the clerks online and the team figures."""
 
 
 class MonitoringSpec(CRDModel):

@@ -15,13 +15,41 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import responses
-from actions.agents.common import SLOT_PENDING, current_team, message_metadata
+from actions.agents.common import (
+    SLOT_CASE_NUMBER,
+    SLOT_PENDING,
+    current_team,
+    message_metadata,
+)
+
+# Turns of the dialogue itself, which say nothing about the citizen's matter.
+CONVERSATIONAL_INTENTS = frozenset(
+    {"falar_com_atendente", "afirmar", "negar", "saudacao", "agradecimento", "despedida"}
+)
+
+
+def last_topic(tracker: Tracker) -> str:
+    """The last intent that was about the citizen's matter, for the clerk's summary (the
+    request for a person itself when there was nothing else)."""
+    intents = [
+        str((event.get("parse_data") or {}).get("intent", {}).get("name") or "")
+        for event in tracker.events
+        if event.get("event") == "user"
+    ]
+    intents.append(str((tracker.latest_message.get("intent") or {}).get("name") or ""))
+    topical = [name for name in intents if name and name not in CONVERSATIONAL_INTENTS]
+    return topical[-1] if topical else next((n for n in reversed(intents) if n), "")
 
 
 def escalate(
     dispatcher: CollectingDispatcher, tracker: Tracker, team: str, reason: str
 ) -> list[EventType]:
-    escalation = Escalation(team=as_team(team), reason=reason)
+    escalation = Escalation(
+        team=as_team(team),
+        reason=reason,
+        intent=last_topic(tracker),
+        case_number=str(tracker.get_slot(SLOT_CASE_NUMBER) or ""),
+    )
     protocol = message_metadata(tracker).get("protocol")
     if protocol:
         dispatcher.utter_message(

@@ -12,21 +12,34 @@ from types import FrameType
 
 import pytest
 
+from assistente_testbed.browser_fixtures import (
+    browser,
+    console_url,
+    keycloak_launched,
+    keycloak_server,
+    screenshots,
+)
 from assistente_testbed.cluster import KubeCluster
 from assistente_testbed.images import APP_IMAGES, BackgroundBuild, BuiltImage
 from assistente_testbed.postgres import PostgresServer
 from assistente_testbed.rasa_fixtures import fake_datajud, rasa_stack
 from assistente_testbed.redis import RedisServer
 
-# The real Rasa stack and the DataJud fake (session scope, started only when a test asks).
+# The real Rasa stack and the DataJud fake, Keycloak and Chromium, the app's images (session
+# scope, started only when a test asks).
 __all__ = [
     "app_images",
+    "browser",
+    "console_url",
     "fake_datajud",
+    "keycloak_launched",
+    "keycloak_server",
     "kube_cluster",
     "postgres_server",
     "rasa_stack",
     "real_cluster",
     "redis_server",
+    "screenshots",
 ]
 IMAGE_BUILD = pytest.StashKey[BackgroundBuild]()
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
@@ -22,26 +21,13 @@ from typing import Any
 from assistente_testbed.httpjson import http_ok
 from assistente_testbed.paths import repo_root, state_dir
 from assistente_testbed.process import ManagedProcess, ServiceError, free_port, wait_until
-
-
-def _run_hack(script: str, *, timeout: float) -> str:
-    """Runs a hack/ script that prints one path on stdout (its progress goes to stderr)."""
-    result = subprocess.run(
-        [str(repo_root() / "hack" / script)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise ServiceError(f"hack/{script} failed:\n{result.stderr[-4000:]}")
-    return result.stdout.strip().splitlines()[-1]
+from assistente_testbed.tools import run_hack_script
 
 
 def ensure_rasa_model(timeout: float = 1800.0) -> Path:
     """Builds the Rasa venv and trains the model if their inputs changed; returns the model."""
-    _run_hack("rasa-setup.sh", timeout=timeout)
-    return Path(_run_hack("rasa-train.sh", timeout=timeout))
+    run_hack_script("rasa-setup.sh", timeout=timeout)
+    return run_hack_script("rasa-train.sh", timeout=timeout)
 
 
 class RasaStack:

@@ -1,29 +1,33 @@
 """`make up`: the whole assistant on this machine, in the foreground, until Ctrl-C.
 
 PostgreSQL and Redis keep their data under .local/ between runs; Rasa and its action server come
-from Rasa's own venv with the model trained from rasa/ (cached by content hash); the API serves
-the widget at http://127.0.0.1:8000/ and the worker links the queue to Rasa. Beside them,
-Prometheus (with the alert rules) and Alertmanager watch the stack; with `logs=True` the logs are
-shipped to a local VictoriaLogs too (see testbed/observability.py).
+from Rasa's own venv with the model trained from rasa/ (cached by content hash); Keycloak (the
+clerks' SSO) runs on a free port with the realm of testbed/keycloak/ and new demo passwords each
+time; the API serves the widget at http://127.0.0.1:8000/ and the clerk console at
+/atendimento/, and the worker links the queue to Rasa. The console's address and a demo clerk's
+login are printed and written to .local/demo-clerk.json. Beside them, Prometheus (with the alert
+rules) and Alertmanager watch the stack; with `logs=True` the logs are shipped to a local
+VictoriaLogs too (see testbed/observability.py).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
-import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 from types import FrameType
 
 from assistente_testbed import observability
-from assistente_testbed.appstack import venv_bin
+from assistente_testbed.app_processes import DEFAULT_WORKER_METRICS_PORT, AppProcesses
 from assistente_testbed.fake_datajud import API_KEY as FAKE_DATAJUD_KEY
 from assistente_testbed.fake_datajud import FakeDataJud, sample_cases
-from assistente_testbed.httpjson import http_ok
+from assistente_testbed.keycloak import DEMO_CLERK, REALM, Clerk, KeycloakServer
 from assistente_testbed.paths import state_dir
 from assistente_testbed.postgres import PostgresServer
-from assistente_testbed.process import ManagedProcess, ServiceError, port_open, wait_until
+from assistente_testbed.process import ServiceError, port_open
 from assistente_testbed.rasa import RasaStack
 from assistente_testbed.redis import RedisServer
 
@@ -34,10 +38,21 @@ ACTIONS_METRICS_PORT = 9102
 POSTGRES_PORT = 55432
 REDIS_PORT = 56379
 FAKE_DATAJUD_PORT = 5056
+CONSOLE_URL = f"http://127.0.0.1:{API_PORT}/atendimento"
 
 
 def _say(step: str) -> None:
     print(f"[make up] {step}", flush=True)
+
+
+def write_demo_clerk(path: Path, url: str, clerk: Clerk) -> Path:
+    """`.local/demo-clerk.json`: where to sign in and as whom (private: it holds a password)."""
+    path.touch(mode=0o600)
+    path.chmod(0o600)
+    path.write_text(
+        json.dumps({"url": url, "username": clerk.username, "password": clerk.password}) + "\n"
+    )
+    return path
 
 
 def _check_ports_free(ports: list[int]) -> None:
@@ -50,7 +65,8 @@ def _check_ports_free(ports: list[int]) -> None:
 
 
 def run_local_stack(*, metrics: bool = True, logs: bool = False) -> int:
-    ports = [API_PORT, RASA_PORT, ACTIONS_PORT, ACTIONS_METRICS_PORT, POSTGRES_PORT, REDIS_PORT]
+    ports = [API_PORT, DEFAULT_WORKER_METRICS_PORT, RASA_PORT, ACTIONS_PORT, ACTIONS_METRICS_PORT,
+             POSTGRES_PORT, REDIS_PORT]  # fmt: skip
     if metrics:
         ports += [observability.PROMETHEUS_PORT, observability.ALERTMANAGER_PORT]
     if logs:
@@ -88,6 +104,12 @@ def run_local_stack(*, metrics: bool = True, logs: bool = False) -> int:
             _say(f"DataJud: local simulator with sample cases at {fake.url} "
                  "(set DATAJUD_API_KEY to use the public API)")  # fmt: skip
 
+        # Keycloak's JVM starts while Rasa loads: the two slowest starts overlap.
+        keycloak = KeycloakServer(state / "keycloak", console_url=CONSOLE_URL)
+        cleanups.append(keycloak.stop)
+        _say(f"Keycloak (SSO for clerks) starting on {keycloak.url}, realm '{REALM}'...")
+        keycloak.launch()
+
         _say("Rasa: venv, model (trained only when rasa/ changed), action server and server...")
         rasa = RasaStack(
             tracker_db_url=tracker_dsn,
@@ -101,6 +123,8 @@ def run_local_stack(*, metrics: bool = True, logs: bool = False) -> int:
         cleanups.append(rasa.stop)
         rasa.start()
         _say(f"Rasa on {rasa.url}, action server on {rasa.actions_url}")
+        keycloak.wait_ready()
+        _say(f"Keycloak on {keycloak.url} (log: {keycloak.log_path})")
 
         env = dict(
             os.environ,
@@ -108,6 +132,7 @@ def run_local_stack(*, metrics: bool = True, logs: bool = False) -> int:
             ASSISTENTE_REDIS_URL=redis.url_for_db(0),
             ASSISTENTE_RASA_URL=rasa.url,
             ASSISTENTE_PUBLIC_BASE_URL=f"http://127.0.0.1:{API_PORT}",
+            **keycloak.api_env(),
         )
         # Locally the level-2 queue is open around the clock, so an escalation shows the queue
         # position at any hour; the deployed default is weekdays 08:00-18:00 (Brasília).
@@ -115,31 +140,10 @@ def run_local_stack(*, metrics: bool = True, logs: bool = False) -> int:
                            ("ASSISTENTE_SERVICE_OPEN", "00:00"),
                            ("ASSISTENTE_SERVICE_CLOSE", "23:59:59.999999")):  # fmt: skip
             env.setdefault(key, value)
-        _say("database migrations")
-        migrate = subprocess.run(
-            [venv_bin("assistente-api"), "migrate"],
-            env=env, capture_output=True, text=True, timeout=300, check=False,
-        )  # fmt: skip
-        if migrate.returncode != 0:
-            raise ServiceError(f"migrations failed:\n{migrate.stderr[-3000:]}")
-
-        worker = ManagedProcess("worker", [venv_bin("assistente-worker"), "run"],
-                                log_path=log_dir / "worker.log", env=env)  # fmt: skip
-        cleanups.append(worker.stop)
-        worker.start()
-        api = ManagedProcess(
-            "api",
-            [venv_bin("assistente-api"), "serve", "--host", "127.0.0.1", "--port", str(API_PORT)],
-            log_path=log_dir / "api.log", env=env,
-        )  # fmt: skip
-        cleanups.append(api.stop)
-        api.start()
-
-        def api_ready() -> bool:
-            api.check_alive()
-            return http_ok(f"http://127.0.0.1:{API_PORT}/readyz")
-
-        wait_until(api_ready, timeout=60, what="the API", log_path=api.log_path)
+        _say("database migrations, then the worker and the API")
+        app = AppProcesses(port=API_PORT, env=env, log_dir=log_dir)
+        cleanups.append(app.stop)
+        app.start()
         watch: dict[str, str] = {}
         if metrics:
             extra = " + VictoriaLogs and the log shipper" if logs else ""
@@ -148,23 +152,29 @@ def run_local_stack(*, metrics: bool = True, logs: bool = False) -> int:
                 state,
                 targets={
                     "api": f"127.0.0.1:{API_PORT}",
-                    "worker": "127.0.0.1:9101",
+                    "worker": app.worker_metrics_address,
                     "actions": rasa.actions_metrics_address,
                 },
                 redis=redis,
                 log_globs=[f"{log_dir}/*.log"] if logs else None,
                 on_cleanup=cleanups.append,
             )
+        clerk = keycloak.clerk(DEMO_CLERK)
+        demo_file = write_demo_clerk(state / "demo-clerk.json", CONSOLE_URL + "/", clerk)
+        others = ", ".join(c.username for c in keycloak.clerks.values() if c is not clerk)
         print(
             f"\n  Assistente Digital pronto: abra http://127.0.0.1:{API_PORT}/\n"
+            f"  Console dos atendentes: {CONSOLE_URL}/\n"
+            f"    usuário: {clerk.username}   senha: {clerk.password}   (em {demo_file})\n"
+            f"    outros atendentes de demonstração: {others}\n"
+            f"    (senhas em {keycloak.base_dir / 'credentials.json'}, novas a cada `make up`)\n"
             f"  API docs: http://127.0.0.1:{API_PORT}/docs   logs: {log_dir}\n"
             + "".join(f"  {name}: {url}\n" for name, url in watch.items())
             + "  Ctrl-C para encerrar.\n",
             flush=True,
         )
         while True:
-            for process in (api, worker):
-                process.check_alive()
+            app.check_alive()
             time.sleep(1)
     except KeyboardInterrupt:
         _say("stopping...")

@@ -6,6 +6,7 @@ import subprocess
 from pathlib import Path
 
 from assistente_testbed.paths import repo_root, state_dir
+from assistente_testbed.process import ServiceError
 
 # tool group -> the binaries it provides
 TOOLS: dict[str, tuple[str, ...]] = {
@@ -50,3 +51,18 @@ def ensure_tools(groups: tuple[str, ...] = tuple(TOOLS)) -> Path:
                 link.unlink()
             link.symlink_to(target)
     return links
+
+
+def run_hack_script(script: str, *, timeout: float) -> Path:
+    """Runs a hack/ script that prepares something cached (progress on stderr) and prints its
+    path as the last line on stdout; returns that path."""
+    result = subprocess.run(
+        [str(repo_root() / "hack" / script)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise ServiceError(f"hack/{script} failed:\n{result.stderr[-4000:]}")
+    return Path(result.stdout.strip().splitlines()[-1])

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
+from assistente_contract import TEAMS
 from fastapi import Depends, Request
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistente_app.api.errors import MissingBearerTokenError
-from assistente_app.auth.oidc import Principal, require_role
+from assistente_app.auth.oidc import Clerk, Principal, clerk_of, require_role
 from assistente_app.core.errors import ServiceUnavailableError
 from assistente_app.core.settings import CoreSettings
 from assistente_app.runtime import Resources
@@ -80,3 +81,20 @@ async def get_admin(principal: PrincipalDep) -> Principal:
 
 AgentDep = Annotated[Principal, Depends(get_agent)]
 AdminDep = Annotated[Principal, Depends(get_admin)]
+
+
+def clerk_from(principal: Principal, settings: CoreSettings) -> Clerk:
+    return clerk_of(
+        principal,
+        known_teams=TEAMS,
+        team_prefix=settings.oidc_team_role_prefix,
+        supervisor_role=settings.oidc_supervisor_role,
+    )
+
+
+async def get_clerk(agent: AgentDep, resources: ResourcesDep) -> Clerk:
+    """The signed-in clerk, with the teams their roles give them."""
+    return clerk_from(agent, resources.settings)
+
+
+ClerkDep = Annotated[Clerk, Depends(get_clerk)]

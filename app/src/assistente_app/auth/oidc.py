@@ -1,4 +1,5 @@
-"""OIDC access-token validation against the issuer's JWKS (e.g. Keycloak)."""
+"""OIDC access-token validation against the issuer's JWKS (e.g. Keycloak), the issuer's
+discovery document, and what a token says about a clerk (teams, supervision)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,76 @@ class Principal:
     subject: str
     roles: frozenset[str]
     name: str | None = None
+    expires_at: float | None = None
+    """The token's ``exp`` (seconds since the epoch): long-lived sockets close after it."""
+
+
+@dataclass(frozen=True)
+class Clerk:
+    """A signed-in clerk as the console sees them: their teams come from realm roles."""
+
+    principal: Principal
+    teams: frozenset[str]
+    supervisor: bool
+    admin: bool
+
+    @property
+    def subject(self) -> str:
+        return self.principal.subject
+
+    @property
+    def name(self) -> str:
+        return self.principal.name or "Atendente"
+
+    def sees_team(self, team: str | None) -> bool:
+        """Supervisors and admins see every queue; a clerk sees their teams'."""
+        return self.supervisor or self.admin or (team is not None and team in self.teams)
+
+
+def clerk_of(
+    principal: Principal, *, known_teams: tuple[str, ...], team_prefix: str, supervisor_role: str
+) -> Clerk:
+    teams = frozenset(team for team in known_teams if f"{team_prefix}{team}" in principal.roles)
+    supervisor = supervisor_role in principal.roles
+    admin = "admin" in principal.roles
+    return Clerk(principal, teams=teams, supervisor=supervisor, admin=admin)
+
+
+class OidcDiscovery:
+    """The issuer's ``/.well-known/openid-configuration``, fetched once and kept (it lists the
+    JWKS and the endpoints the console signs in with)."""
+
+    def __init__(self, issuer: str, *, cache_s: float = 3600.0) -> None:
+        self.issuer = issuer.rstrip("/")
+        self.cache_s = cache_s
+        self._document: dict[str, Any] | None = None
+        self._fetched_at = 0.0
+        self._lock = asyncio.Lock()
+
+    async def document(self, http: httpx.AsyncClient | None = None) -> dict[str, Any]:
+        async with self._lock:
+            if self._document and time.monotonic() - self._fetched_at < self.cache_s:
+                return self._document
+            client = http or httpx.AsyncClient(timeout=5.0)
+            try:
+                response = await client.get(f"{self.issuer}/.well-known/openid-configuration")
+                response.raise_for_status()
+                document = response.json()
+            except (httpx.HTTPError, ValueError) as exc:
+                if self._document:
+                    log.warning("OIDC discovery refresh failed, keeping the last one: %s", exc)
+                    return self._document
+                raise ServiceUnavailableError("Provedor de identidade indisponível.") from exc
+            finally:
+                if http is None:
+                    await client.aclose()
+            if not isinstance(document, dict) or document.get("issuer") != self.issuer:
+                raise ServiceUnavailableError(
+                    "O provedor de identidade anunciou outro emissor (issuer) na descoberta OIDC."
+                )
+            self._document = document
+            self._fetched_at = time.monotonic()
+            return document
 
 
 class JwksVerifier:
@@ -36,7 +107,7 @@ class JwksVerifier:
     def __init__(
         self,
         *,
-        jwks_url: str,
+        jwks_url: str | None,
         issuer: str | None,
         audience: str | None,
         roles_claim: str = "realm_access.roles",
@@ -44,8 +115,12 @@ class JwksVerifier:
         min_refresh_s: float = 10.0,
         http: httpx.AsyncClient | None = None,
     ) -> None:
+        if jwks_url is None and issuer is None:
+            raise ValueError("an OIDC issuer or a JWKS URL is required")
         self.min_refresh_s = min_refresh_s
+        # Without an explicit URL the key set is found through the issuer's discovery document.
         self.jwks_url = jwks_url
+        self.discovery = OidcDiscovery(issuer) if issuer else None
         self.issuer = issuer
         self.audience = audience
         self.roles_claim = roles_claim
@@ -64,10 +139,13 @@ class JwksVerifier:
                 return
             client = self._http or httpx.AsyncClient(timeout=5.0)
             try:
+                if self.jwks_url is None:
+                    assert self.discovery is not None
+                    self.jwks_url = str((await self.discovery.document(client))["jwks_uri"])
                 response = await client.get(self.jwks_url)
                 response.raise_for_status()
                 document = response.json()
-            except (httpx.HTTPError, ValueError) as exc:
+            except (httpx.HTTPError, ValueError, KeyError) as exc:
                 if self._keys:
                     log.warning("JWKS refresh failed, keeping cached keys: %s", exc)
                     return
@@ -114,7 +192,8 @@ class JwksVerifier:
         return Principal(
             subject=str(claims["sub"]),
             roles=frozenset(_roles(claims, self.roles_claim)),
-            name=claims.get("preferred_username") or claims.get("name"),
+            name=claims.get("name") or claims.get("preferred_username"),
+            expires_at=float(claims["exp"]),
         )
 
 

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import logging
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from assistente_app.channels.inbound import InboundText
 from assistente_app.conversations import models as m
 from assistente_app.conversations import service as conversation_service
 from assistente_app.core import metrics
 from assistente_app.core.errors import TooManyRequestsError
 from assistente_app.core.ratelimit import enforce_rate_limit
+from assistente_app.escalation import notify
+from assistente_app.escalation import service as escalation_service
+from assistente_app.escalation.catalog import LEFT_QUEUE, wants_to_leave
 from assistente_app.runtime import Resources
 
 log = logging.getLogger(__name__)
@@ -50,5 +55,33 @@ async def ingest_text(
             conversation=conversation,
             text_=inbound.text[: resources.settings.max_message_chars],
             idempotency_key=inbound.idempotency_key,
+            events=resources.events,
         )
+        if not _duplicate:
+            await leave_queue_if_asked(
+                resources=resources, session=session, conversation=conversation, text=message.text
+            )
     return conversation, message
+
+
+async def leave_queue(
+    *, resources: Resources, session: AsyncSession, conversation: m.Conversation
+) -> m.Message:
+    """Take a waiting citizen out of the level-2 queue (they keep their protocol)."""
+    notice = await escalation_service.leave_queue(session=session, conversation=conversation)
+    await session.commit()
+    escalation_service.record_closure(team=conversation.team, code=LEFT_QUEUE)
+    await notify.queue_changed(
+        resources, conversation_id=conversation.id, notices=[notice.id], teams=[conversation.team]
+    )
+    return notice
+
+
+async def leave_queue_if_asked(
+    *, resources: Resources, session: AsyncSession, conversation: m.Conversation, text: str
+) -> bool:
+    """On text channels a waiting citizen leaves the queue by writing "sair" (or "cancelar")."""
+    if conversation.status != m.QUEUED or not wants_to_leave(text):
+        return False
+    await leave_queue(resources=resources, session=session, conversation=conversation)
+    return True

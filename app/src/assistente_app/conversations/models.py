@@ -16,6 +16,7 @@ from sqlalchemy import (
     Text,
     func,
 )
+from sqlalchemy import text as sql_text
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -52,11 +53,16 @@ class Conversation(Base):
     team: Mapped[str | None] = mapped_column(String(32))
     escalation_reason: Mapped[str | None] = mapped_column(Text)
     queued_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # Restarts on transfer (queued_at, the place in line, does not): the max-wait clock.
+    wait_started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # The bot's summary for the clerk: {"intent", "case_number", "articles": [{title, path}]}.
+    summary: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     agent_sub: Mapped[str | None] = mapped_column(String(255))
     claimed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     resolved_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     # Set when retention removed the personal data (the protocol and the bot's side remain).
     anonymized_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    resolution_code: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), default=_now, server_default=func.now()
     )
@@ -89,4 +95,13 @@ class Message(Base):
     delivered_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), default=_now, server_default=func.now()
+    )
+
+    __table_args__ = (
+        # The supervisor's count of closures today (see migration 0002).
+        Index(
+            "ix_messages_closures",
+            "created_at",
+            postgresql_where=sql_text("role = 'system' AND payload->>'type' = 'resolved'"),
+        ),
     )

@@ -20,6 +20,7 @@ from assistente_app.core.errors import ForbiddenError
 from assistente_app.core.logging import bind_conversation
 from assistente_app.core.settings import CoreSettings
 from assistente_app.queue.streams import Queues
+from assistente_app.realtime.hub import EventPublisher
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +117,7 @@ async def accept_user_message(
     conversation: m.Conversation,
     text_: str,
     idempotency_key: str | None = None,
+    events: EventPublisher | None = None,
 ) -> tuple[m.Message, bool]:
     """Store the message durably, then queue it. Returns ``(message, duplicate)``.
 
@@ -165,11 +167,30 @@ async def accept_user_message(
     await session.commit()
     if not duplicate:
         metrics.MESSAGES_ACCEPTED.labels(channel=conversation.channel).inc()
+        if message.status == m.FOR_AGENT:
+            # Answered by the clerk, not the bot: finished here for the reply SLO's count.
+            metrics.TURNS.labels(channel=conversation.channel, outcome="human").inc()
     if message.status == m.ACCEPTED:
         await queues.inbound_for(str(conversation.id)).add(
             {"message_id": str(message.id), "conversation_id": str(conversation.id)}
         )
+    elif message.status == m.FOR_AGENT and not duplicate and events is not None:
+        await announce_for_agent(events, conversation, message)
     return message, duplicate
+
+
+async def announce_for_agent(
+    events: EventPublisher, conversation: m.Conversation, message: m.Message
+) -> None:
+    """A citizen message kept for a person: the clerk who has the conversation open sees it."""
+    await events.publish(
+        {
+            "type": "messages",
+            "conversation_id": str(conversation.id),
+            "status": conversation.status,
+            "messages": [MessageOut.model_validate(message).model_dump(mode="json")],
+        }
+    )
 
 
 async def add_message(

@@ -30,6 +30,8 @@ TURN_OUTCOMES = ("replied", "escalated", "human", "failed")
 RASA_OUTCOMES = ("ok", "unavailable", "error")
 RETRY_REASONS = ("transient", "error")
 DELIVERY_OUTCOMES = ("sent", "failed")
+REFUSAL_REASONS = ("queue_full", "service_closed")
+ABANDONMENT_REASONS = ("left", "expired", "erased")
 
 # The channel of the citizen message a request carries, once known (the web contract serves
 # the widget and the mobile app alike): rejections are counted under it.
@@ -54,7 +56,10 @@ MESSAGES_REJECTED = Counter(
     "Citizen messages refused before they were stored, by reason",
     ["channel", "reason"],
 )
-WEBSOCKETS_OPEN = Gauge("assistente_websockets_open", "WebSocket connections open in this process")
+WEBSOCKETS_OPEN = Gauge(
+    "assistente_websockets_open",
+    "WebSocket connections open in this process (citizens' widgets and clerks' consoles)",
+)
 QUEUE_MAX_LENGTH = Gauge(
     "assistente_queue_max_length", "Backpressure threshold of each inbound stream partition"
 )
@@ -67,11 +72,16 @@ ESCALATION_WAIT = Histogram(
     ["team"],
     buckets=(30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400),
 )
+ESCALATION_CLOSURES = Counter(
+    "assistente_escalation_closures_total",
+    "Level-2 conversations a clerk closed, by resolution code",
+    ["team", "code"],
+)
 
 # ---- worker --------------------------------------------------------------------------------
 TURNS = Counter(
     "assistente_turns_total",
-    "Citizen messages the worker finished, by outcome",
+    "Citizen messages finished, by outcome (by the API when stored for a clerk)",
     ["channel", "outcome"],
 )
 TURN_DURATION = Histogram(
@@ -123,10 +133,15 @@ STREAM_DEAD_LETTERS = Gauge(
 ESCALATIONS = Counter(
     "assistente_escalations_total", "Conversations put in a level-2 queue", ["team"]
 )
+ESCALATIONS_REFUSED = Counter(
+    "assistente_escalations_refused_total",
+    "Escalations that found no queue: the team's queue was full, or level 2 was closed",
+    ["team", "reason"],
+)
 ESCALATION_ABANDONMENTS = Counter(
     "assistente_escalation_abandonments_total",
-    "Queued conversations that ended before a clerk claimed them",
-    ["team"],
+    "Queued conversations that ended before a clerk claimed them, by why",
+    ["team", "reason"],
 )
 ESCALATION_QUEUE_LENGTH = Gauge(
     "assistente_escalation_queue_length", "Conversations waiting in the level-2 queue", ["team"]
@@ -160,15 +175,23 @@ def rejection_reason(status: int, error_code: str | None) -> str:
     return by_status.get(status, "invalid")
 
 
-def initialise_api(*, channels: Iterable[str], teams: Iterable[str]) -> None:
+def initialise_api(
+    *, channels: Iterable[str], teams: Iterable[str], resolution_codes: Iterable[str]
+) -> None:
     """Create every label combination at 0, so rate() sees the first event."""
     for channel in channels:
         MESSAGES_ACCEPTED.labels(channel=channel)
+        TURNS.labels(channel=channel, outcome="human")  # messages for the clerk, stored here
         for reason in REJECTION_REASONS:
             MESSAGES_REJECTED.labels(channel=channel, reason=reason)
+    codes = tuple(resolution_codes)
     for team in teams:
         ESCALATION_CLAIMS.labels(team=team)
         ESCALATION_WAIT.labels(team=team)
+        for code in codes:
+            ESCALATION_CLOSURES.labels(team=team, code=code)
+        # Citizens leave the queue through the API.
+        ESCALATION_ABANDONMENTS.labels(team=team, reason="left")
 
 
 def initialise_worker(*, channels: Iterable[str], teams: Iterable[str], partitions: int) -> None:
@@ -196,6 +219,9 @@ def initialise_worker(*, channels: Iterable[str], teams: Iterable[str], partitio
                 gauge.labels(stream=stream, partition=str(partition))
     for team in teams:
         ESCALATIONS.labels(team=team)
-        ESCALATION_ABANDONMENTS.labels(team=team)
+        for refusal in REFUSAL_REASONS:
+            ESCALATIONS_REFUSED.labels(team=team, reason=refusal)
+        for abandonment in ABANDONMENT_REASONS:
+            ESCALATION_ABANDONMENTS.labels(team=team, reason=abandonment)
         for level2 in (ESCALATION_QUEUE_LENGTH, ESCALATION_OLDEST_WAIT, ESCALATION_IN_PROGRESS):
             level2.labels(team=team)

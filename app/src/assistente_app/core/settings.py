@@ -116,6 +116,13 @@ class CoreSettings(BaseSettings):
     oidc_jwks_url: str | None = None
     oidc_roles_claim: str = "realm_access.roles"
     oidc_jwks_cache_s: int = 300
+    oidc_client_id: str = Field(
+        default="assistente-console", description="The console's public client at the issuer"
+    )
+    oidc_team_role_prefix: str = Field(
+        default="equipe:", description="Realm role <prefix><team> puts a clerk on a team"
+    )
+    oidc_supervisor_role: str = "supervisor"
 
     # Channels (each channel's own settings are in channels/<name>/settings.py)
     public_base_url: str = Field(

@@ -1,50 +1,55 @@
-"""Agent API (OIDC role ``agent`` or ``admin``): queue, claim, reply, transfer, resolve."""
+"""Agent API (OIDC role ``agent``, or a team role that includes it): the live board over a
+WebSocket, and queue, claim, reply, transfer and resolve over REST. A clerk sees and takes the
+conversations of their teams; supervisors and admins see every team."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
+import logging
+import time
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
-from assistente_contract import Team
-from fastapi import APIRouter, Query, status
+from assistente_contract import TEAM_LABELS, TEAMS, Team
+from fastapi import APIRouter, FastAPI, Query, WebSocket, WebSocketDisconnect, status
 
-from assistente_app.api.deps import AgentDep, ReadSessionDep, ResourcesDep, SessionDep
+from assistente_app.api.deps import (
+    ClerkDep,
+    ReadSessionDep,
+    ResourcesDep,
+    SessionDep,
+    clerk_from,
+)
+from assistente_app.auth.oidc import Clerk
 from assistente_app.conversations import models as m
 from assistente_app.conversations import service as conversation_service
-from assistente_app.conversations.schemas import MessageList, MessageOut
-from assistente_app.escalation import service
+from assistente_app.conversations.schemas import MessageOut
+from assistente_app.core import metrics
+from assistente_app.core.errors import AppError, ForbiddenError, error_body
+from assistente_app.escalation import notify, service
+from assistente_app.escalation.board import HEARTBEAT_S, LiveBoard, Presence, read_board
+from assistente_app.escalation.catalog import CANNED_ANSWERS, RESOLUTION_CODES
 from assistente_app.escalation.schemas import (
     AgentReply,
+    CannedAnswerOut,
+    Catalog,
+    ClerkOut,
+    ConversationDetail,
     ConversationState,
+    Option,
     QueueItem,
+    ResolveRequest,
     TransferRequest,
 )
-from assistente_app.realtime.hub import publish_event
 from assistente_app.runtime import Resources
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/agent", tags=["agent"])
 
-
-async def _announce_positions(resources: Resources, team: str | None) -> None:
-    """Tell everyone still waiting in ``team`` their new place (live, over WebSocket)."""
-    if not team:
-        return
-    async with resources.db.write_sessions() as session:
-        standings = await service.team_standings(
-            session=session, settings=resources.settings, team=team
-        )
-    for conversation_id, place in standings:
-        await publish_event(
-            resources.redis,
-            resources.settings.queue_prefix,
-            {
-                "type": "queue",
-                "conversation_id": str(conversation_id),
-                "team": team,
-                "position": place.position,
-                "estimated_wait_minutes": place.estimated_wait_minutes,
-            },
-        )
+# A token may be a little past its `exp` while the console refreshes it.
+EXPIRY_GRACE_S = 5.0
 
 
 def _state(conversation: m.Conversation) -> ConversationState:
@@ -57,16 +62,51 @@ def _state(conversation: m.Conversation) -> ConversationState:
     )
 
 
+def _ensure_visible(clerk: Clerk, conversation: m.Conversation) -> None:
+    if conversation.agent_sub != clerk.subject and not clerk.sees_team(conversation.team):
+        raise ForbiddenError("Esta conversa é de outra equipe.")
+
+
+def _claimable_teams(clerk: Clerk) -> frozenset[str] | None:
+    return None if clerk.supervisor or clerk.admin else clerk.teams
+
+
+@router.get("/me", response_model=ClerkOut)
+async def me(clerk: ClerkDep) -> ClerkOut:
+    """Who is signed in, and which queues they work."""
+    return ClerkOut(
+        subject=clerk.subject,
+        name=clerk.name,
+        teams=sorted(clerk.teams),
+        supervisor=clerk.supervisor,
+        admin=clerk.admin,
+    )
+
+
+@router.get("/catalog", response_model=Catalog)
+async def catalog(_clerk: ClerkDep) -> Catalog:
+    """Teams to transfer to, canned answers, resolution codes."""
+    return Catalog(
+        teams=[Option(id=team, label=TEAM_LABELS[team]) for team in TEAMS],
+        canned_answers=[
+            CannedAnswerOut(id=a.id, title=a.title, text=a.text) for a in CANNED_ANSWERS
+        ],
+        resolution_codes=[Option(id=k, label=v) for k, v in RESOLUTION_CODES.items()],
+    )
+
+
 @router.get("/queue", response_model=list[QueueItem])
 async def list_queue(
-    _agent: AgentDep, session: ReadSessionDep, team: Annotated[Team | None, Query()] = None
+    clerk: ClerkDep, session: ReadSessionDep, team: Annotated[Team | None, Query()] = None
 ) -> list[QueueItem]:
-    """Conversations waiting for a human, oldest first (per team when ``team`` is given)."""
+    """Conversations waiting for a human in the clerk's teams, oldest first."""
     rows = await service.list_queue(session=session, team=team)
     positions: dict[str | None, int] = {}
     items = []
     for row in rows:
         positions[row.team] = positions.get(row.team, 0) + 1
+        if not clerk.sees_team(row.team):
+            continue
         items.append(
             QueueItem(
                 conversation_id=row.id,
@@ -76,43 +116,59 @@ async def list_queue(
                 reason=row.escalation_reason,
                 queued_at=row.queued_at,
                 position=positions[row.team],
+                summary=row.summary or {},
             )
         )
     return items
 
 
-@router.get("/conversations/{conversation_id}/messages", response_model=MessageList)
-async def conversation_history(
-    conversation_id: uuid.UUID, _agent: AgentDep, session: ReadSessionDep
-) -> MessageList:
+@router.get("/conversations/{conversation_id}", response_model=ConversationDetail)
+async def conversation_detail(
+    conversation_id: uuid.UUID, clerk: ClerkDep, session: ReadSessionDep
+) -> ConversationDetail:
+    """The whole history of a conversation with the bot's summary."""
     conversation = await service.get_conversation(session=session, conversation_id=conversation_id)
-    return MessageList(
-        conversation_id=conversation.id,
-        protocol=conversation.protocol,
-        status=conversation.status,
+    _ensure_visible(clerk, conversation)
+    return ConversationDetail(
+        **_state(conversation).model_dump(),
+        channel=conversation.channel,
+        reason=conversation.escalation_reason,
+        queued_at=conversation.queued_at,
+        claimed_at=conversation.claimed_at,
+        resolution_code=conversation.resolution_code,
+        summary=conversation.summary or {},
         messages=await conversation_service.list_messages(
             session=session, conversation_id=conversation.id
         ),
     )
 
 
+@router.get("/conversations/{conversation_id}/messages", response_model=ConversationDetail)
+async def conversation_history(
+    conversation_id: uuid.UUID, clerk: ClerkDep, session: ReadSessionDep
+) -> ConversationDetail:
+    """Same as ``GET /conversations/{id}`` (kept for API clients written before it)."""
+    return await conversation_detail(conversation_id, clerk, session)
+
+
 @router.post("/conversations/{conversation_id}/claim", response_model=ConversationState)
 async def claim(
-    conversation_id: uuid.UUID, agent: AgentDep, session: SessionDep, resources: ResourcesDep
+    conversation_id: uuid.UUID, clerk: ClerkDep, session: SessionDep, resources: ResourcesDep
 ) -> ConversationState:
-    """Take a queued conversation; from now on the bot stays silent in it."""
+    """Take a queued conversation; from now on the bot stays silent in it. When two clerks take
+    the same conversation at once, one gets it and the other a 409."""
     conversation, notice = await service.claim(
         session=session,
         conversation_id=conversation_id,
-        agent_sub=agent.subject,
-        agent_name=agent.name,
+        agent_sub=clerk.subject,
+        agent_name=clerk.name,
+        teams=_claimable_teams(clerk),
     )
     await session.commit()
     service.record_claim(conversation)
-    await conversation_service.enqueue_delivery(
-        queues=resources.queues, conversation_id=conversation.id, message_ids=[notice.id]
+    await notify.queue_changed(
+        resources, conversation_id=conversation.id, notices=[notice.id], teams=[conversation.team]
     )
-    await _announce_positions(resources, conversation.team)
     return _state(conversation)
 
 
@@ -124,19 +180,20 @@ async def claim(
 async def reply(
     conversation_id: uuid.UUID,
     body: AgentReply,
-    agent: AgentDep,
+    clerk: ClerkDep,
     session: SessionDep,
     resources: ResourcesDep,
 ) -> MessageOut:
     """Answer the citizen; delivered on the citizen's channel by the worker."""
     conversation = await service.get_conversation(session=session, conversation_id=conversation_id)
-    service.ensure_owner(conversation, agent.subject, is_admin="admin" in agent.roles)
+    service.ensure_owner(conversation, clerk.subject, is_admin=clerk.admin)
     message = await conversation_service.add_message(
         session=session,
         conversation_id=conversation.id,
         role="agent",
         text_=body.text,
-        agent_sub=agent.subject,
+        payload={"agent_name": clerk.name},
+        agent_sub=clerk.subject,
     )
     conversation.last_activity_at = conversation_service.now_utc()
     await session.commit()
@@ -150,39 +207,261 @@ async def reply(
 async def transfer(
     conversation_id: uuid.UUID,
     body: TransferRequest,
-    agent: AgentDep,
+    clerk: ClerkDep,
     session: SessionDep,
     resources: ResourcesDep,
 ) -> ConversationState:
     """Send the conversation to another team's queue, keeping its place in line."""
     conversation = await service.get_conversation(session=session, conversation_id=conversation_id)
-    service.ensure_owner(conversation, agent.subject, is_admin="admin" in agent.roles)
+    service.ensure_owner(conversation, clerk.subject, is_admin=clerk.admin)
     previous_team = conversation.team
     notice = await service.transfer(
         session=session, settings=resources.settings, conversation=conversation, team=body.team
     )
     await session.commit()
-    await conversation_service.enqueue_delivery(
-        queues=resources.queues, conversation_id=conversation.id, message_ids=[notice.id]
-    )
     # Agents freed up in the old team, a new waiter in the new one: both lines changed.
-    await _announce_positions(resources, previous_team)
-    if body.team != previous_team:
-        await _announce_positions(resources, body.team)
+    await notify.queue_changed(
+        resources,
+        conversation_id=conversation.id,
+        notices=[notice.id],
+        teams=[previous_team, body.team],
+    )
     return _state(conversation)
 
 
 @router.post("/conversations/{conversation_id}/resolve", response_model=ConversationState)
 async def resolve(
-    conversation_id: uuid.UUID, agent: AgentDep, session: SessionDep, resources: ResourcesDep
+    conversation_id: uuid.UUID,
+    body: ResolveRequest,
+    clerk: ClerkDep,
+    session: SessionDep,
+    resources: ResourcesDep,
 ) -> ConversationState:
-    """Close the attendance; the next citizen message goes to the bot again."""
+    """Close the attendance with a resolution code; the next citizen message goes to the bot."""
     conversation = await service.get_conversation(session=session, conversation_id=conversation_id)
-    service.ensure_owner(conversation, agent.subject, is_admin="admin" in agent.roles)
-    notice = await service.resolve(session=session, conversation=conversation)
+    service.ensure_owner(conversation, clerk.subject, is_admin=clerk.admin)
+    notice = await service.resolve(session=session, conversation=conversation, code=body.code)
     await session.commit()
-    await conversation_service.enqueue_delivery(
-        queues=resources.queues, conversation_id=conversation.id, message_ids=[notice.id]
+    service.record_closure(team=conversation.team, code=body.code)
+    await notify.queue_changed(
+        resources, conversation_id=conversation.id, notices=[notice.id], teams=[conversation.team]
     )
-    await _announce_positions(resources, conversation.team)  # one agent fewer busy
     return _state(conversation)
+
+
+@router.get("/supervision")
+async def supervision(
+    clerk: ClerkDep, session: ReadSessionDep, resources: ResourcesDep
+) -> dict[str, Any]:
+    """Queues by team, waits, clerks online and conversations closed today (supervisors)."""
+    if not (clerk.supervisor or clerk.admin):
+        raise ForbiddenError("Acesso restrito à supervisão.")
+    online = await Presence(resources.redis, resources.settings.queue_prefix).online()
+    board = await read_board(session=session, settings=resources.settings, online=online)
+    return board.supervision()
+
+
+# --- the live board over a WebSocket ----------------------------------------------------------
+
+
+def _hub(resources: Resources) -> Any:
+    assert resources.hub is not None, "the event hub runs in the API process"
+    return resources.hub
+
+
+async def live_board(app: FastAPI, resources: Resources) -> LiveBoard:
+    """This replica's board, started with its first clerk (stopped by ``stop_live_board``)."""
+    board: LiveBoard | None = getattr(app.state, "live_board", None)
+    if board is None:
+        board = LiveBoard(
+            db=resources.db,
+            settings=resources.settings,
+            hub=_hub(resources),
+            presence=Presence(resources.redis, resources.settings.queue_prefix),
+        )
+        app.state.live_board = board
+    await board.start()
+    return board
+
+
+async def stop_live_board(app: FastAPI) -> None:
+    board: LiveBoard | None = getattr(app.state, "live_board", None)
+    if board is not None:
+        await board.stop()
+
+
+class ClerkSocket:
+    """One console connected: pushes its share of the board, the conversation it has open, and
+    closes when its token expires without a refresh."""
+
+    def __init__(self, websocket: WebSocket, resources: Resources, clerk: Clerk) -> None:
+        self.websocket = websocket
+        self.resources = resources
+        self.clerk = clerk
+        self._send_lock = asyncio.Lock()
+        self._watch: asyncio.Task[None] | None = None
+
+    async def send(self, data: dict[str, Any]) -> None:
+        async with self._send_lock:
+            await self.websocket.send_json(data)
+
+    def clerk_json(self) -> dict[str, Any]:
+        return {
+            "subject": self.clerk.subject,
+            "name": self.clerk.name,
+            "teams": sorted(self.clerk.teams),
+            "supervisor": self.clerk.supervisor,
+            "admin": self.clerk.admin,
+        }
+
+    async def push_board(self, board: LiveBoard) -> None:
+        current = await board.current()
+        await self.send(current.for_clerk(self.clerk))
+        async for latest in board.changes(current.version):
+            await self.send(latest.for_clerk(self.clerk))
+
+    async def keep_alive(self, presence: Presence) -> None:
+        while True:
+            await presence.heartbeat(self.clerk)
+            expires_at = self.clerk.principal.expires_at
+            if expires_at is not None and time.time() > expires_at + EXPIRY_GRACE_S:
+                await self.send(error_body("session_expired", "Sua sessão expirou."))
+                await self.websocket.close(code=4401)
+                return
+            await asyncio.sleep(min(HEARTBEAT_S, 5.0))
+
+    async def receive(self) -> None:
+        while True:
+            try:
+                data = json.loads(await self.websocket.receive_text())
+            except ValueError:
+                continue
+            if not isinstance(data, dict):
+                continue
+            kind = data.get("type")
+            if kind == "ping":
+                await self.send({"type": "pong"})
+            elif kind == "token":
+                await self._refresh_token(str(data.get("token", "")))
+            elif kind == "watch":
+                await self._watch_conversation(str(data.get("conversation_id", "")))
+
+    async def _refresh_token(self, token: str) -> None:
+        assert self.resources.verifier is not None
+        try:
+            principal = await self.resources.verifier.verify(token)
+        except AppError as exc:
+            await self.send(error_body(exc.code, exc.message))
+            return
+        if principal.subject != self.clerk.subject:
+            await self.send(error_body("forbidden", "O token é de outra pessoa."))
+            return
+        self.clerk = clerk_from(principal, self.resources.settings)
+        await self.send({"type": "hello", "clerk": self.clerk_json()})
+
+    async def _watch_conversation(self, raw_id: str) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
+        try:
+            conversation_id = uuid.UUID(raw_id)
+        except ValueError:
+            return
+        async with self.resources.db.read_sessions() as session:
+            conversation = await session.get(m.Conversation, conversation_id)
+            if conversation is None:
+                return
+            try:
+                _ensure_visible(self.clerk, conversation)
+            except AppError as exc:
+                await self.send(error_body(exc.code, exc.message))
+                return
+        self._watch = asyncio.create_task(self._forward(str(conversation_id)))
+
+    async def _forward(self, conversation_id: str) -> None:
+        async with _hub(self.resources).subscribe(conversation_id) as events:
+            while True:
+                event = await events.get()
+                if event.get("type") == "messages":
+                    await self.send(event)
+
+    async def close(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
+
+
+async def _authenticate_clerk(websocket: WebSocket, resources: Resources) -> Clerk | None:
+    if resources.verifier is None:
+        await websocket.send_json(
+            error_body("service_unavailable", "Autenticação de atendentes não configurada.")
+        )
+        await websocket.close(code=4503)
+        return None
+    try:
+        first = json.loads(await asyncio.wait_for(websocket.receive_text(), timeout=10))
+        token = str(first.get("token", "")) if isinstance(first, dict) else ""
+    except (TimeoutError, ValueError):
+        token = ""
+    if not token:
+        await websocket.send_json(error_body("not_authenticated", "Envie o token de acesso."))
+        await websocket.close(code=4401)
+        return None
+    try:
+        principal = await resources.verifier.verify(token)
+    except AppError as exc:
+        await websocket.send_json(error_body(exc.code, exc.message))
+        await websocket.close(code=4401)
+        return None
+    clerk = clerk_from(principal, resources.settings)
+    if not ({"agent", "admin"} & principal.roles):
+        await websocket.send_json(error_body("forbidden", "Acesso restrito a atendentes."))
+        await websocket.close(code=4403)
+        return None
+    return clerk
+
+
+@router.websocket("/ws")
+async def clerk_ws(websocket: WebSocket) -> None:
+    """The console's live feed. First frame ``{"token": <access token>}``; then the server pushes
+    ``{"type": "board", "queues", "mine", "supervision"}`` whenever a queue changes, and the
+    messages of the conversation named by ``{"type": "watch", "conversation_id"}``. Send
+    ``{"type": "token", "token"}`` after each refresh; an expired token closes with 4401."""
+    resources: Resources = websocket.app.state.resources
+    await websocket.accept()
+    try:
+        clerk = await _authenticate_clerk(websocket, resources)
+    except WebSocketDisconnect:
+        return
+    if clerk is None:
+        return
+    board = await live_board(websocket.app, resources)
+    socket = ClerkSocket(websocket, resources, clerk)
+    await board.presence.heartbeat(clerk)
+    await resources.events.queues_changed()  # one clerk more online
+    tasks: list[asyncio.Task[None]] = []
+    metrics.WEBSOCKETS_OPEN.inc()
+    try:
+        await socket.send({"type": "hello", "clerk": socket.clerk_json()})
+        tasks = [
+            asyncio.create_task(socket.push_board(board)),
+            asyncio.create_task(socket.keep_alive(board.presence)),
+            asyncio.create_task(socket.receive()),
+        ]
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            if not task.cancelled() and isinstance(task.exception(), Exception):
+                error = task.exception()
+                if not isinstance(error, WebSocketDisconnect | RuntimeError):
+                    log.error("clerk socket failed", exc_info=error)
+    except WebSocketDisconnect:
+        pass
+    finally:
+        metrics.WEBSOCKETS_OPEN.dec()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await socket.close()
+        await board.presence.leave(socket.clerk.subject)
+        await resources.events.queues_changed()  # one clerk fewer online

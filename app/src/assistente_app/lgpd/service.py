@@ -137,7 +137,7 @@ async def apply_retention(
     await session.commit()
     for status, team in deleted:
         if status == m.QUEUED:  # the citizen never got a clerk
-            metrics.ESCALATION_ABANDONMENTS.labels(team=as_team(team)).inc()
+            metrics.ESCALATION_ABANDONMENTS.labels(team=as_team(team), reason="erased").inc()
     return count
 
 
@@ -151,7 +151,8 @@ async def apply_anonymization(
     *, session: AsyncSession, anonymize_after_days: int, requested_by: str = "retention-job"
 ) -> int:
     """Remove the personal data of closed conversations idle for ``anonymize_after_days``: what
-    the citizen and the clerk wrote, the channel address, the escalation reason, who the clerk was.
+    the citizen and the clerk wrote, the channel address, the escalation reason, who the clerk was,
+    the case number of the bot's summary.
     The protocol, the channel, the dates and the bot's answers stay for statistics."""
     now = dt.datetime.now(dt.UTC)
     cutoff = now - dt.timedelta(days=anonymize_after_days)
@@ -185,10 +186,26 @@ async def apply_anonymization(
             .where(m.Message.conversation_id.in_(ids), m.Message.agent_sub.is_not(None))
             .values(agent_sub=None)
         )
+        # "Atendente entrou na conversa: <nome>" names the clerk.
+        await session.execute(
+            update(m.Message)
+            .where(
+                m.Message.conversation_id.in_(ids),
+                m.Message.payload["type"].astext == "agent_joined",
+            )
+            .values(text="Atendente entrou na conversa.", payload={"type": "agent_joined"})
+        )
         await session.execute(
             update(m.Conversation)
             .where(m.Conversation.id.in_(ids))
-            .values(external_id=None, escalation_reason=None, agent_sub=None, anonymized_at=now)
+            # The bot's summary holds the case number the citizen gave.
+            .values(
+                external_id=None,
+                escalation_reason=None,
+                agent_sub=None,
+                summary=None,
+                anonymized_at=now,
+            )
         )
     session.add(
         LgpdRequest(

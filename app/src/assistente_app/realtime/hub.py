@@ -1,8 +1,9 @@
 """Fan-out of conversation events to WebSocket (and voice) waiters on any API replica.
 
 The worker and the API publish events on one Redis pub/sub channel; every API process keeps a
-single subscription and routes events to its local subscribers by conversation id. One Redis
-connection per process, not per socket.
+single subscription and routes events to its local subscribers by topic: a conversation's id
+(the citizen's socket, the clerk who has it open) or a named topic such as :data:`QUEUES_TOPIC`
+(the clerks' live queues). One Redis connection per process, not per socket.
 """
 
 from __future__ import annotations
@@ -20,12 +21,35 @@ from redis.asyncio import Redis
 log = logging.getLogger(__name__)
 
 
+# Something changed in a level-2 queue or among the clerks online: the clerks' boards refresh.
+QUEUES_TOPIC = "queues"
+
+
 def events_channel(prefix: str) -> str:
     return f"{prefix}:events"
 
 
+def topic_of(event: dict[str, Any]) -> str:
+    """Where an event goes: its ``topic``, else the conversation it is about."""
+    return str(event.get("topic") or event.get("conversation_id"))
+
+
 async def publish_event(redis: Redis, prefix: str, event: dict[str, Any]) -> None:
     await redis.publish(events_channel(prefix), json.dumps(event, ensure_ascii=False, default=str))
+
+
+class EventPublisher:
+    """Publishes events for every API replica (usable from the API and the worker)."""
+
+    def __init__(self, redis: Redis, prefix: str) -> None:
+        self.redis = redis
+        self.prefix = prefix
+
+    async def publish(self, event: dict[str, Any]) -> None:
+        await publish_event(self.redis, self.prefix, event)
+
+    async def queues_changed(self, *teams: str | None) -> None:
+        await self.publish({"topic": QUEUES_TOPIC, "type": "queues_changed", "teams": teams})
 
 
 class EventHub:
@@ -68,7 +92,7 @@ class EventHub:
             event = json.loads(raw)
         except ValueError:
             return
-        for queue in list(self._subscribers.get(str(event.get("conversation_id")), ())):
+        for queue in list(self._subscribers.get(topic_of(event), ())):
             try:
                 queue.put_nowait(event)
             except asyncio.QueueFull:
@@ -76,12 +100,13 @@ class EventHub:
                 log.warning("dropping an event for a slow subscriber")
 
     @contextlib.asynccontextmanager
-    async def subscribe(self, conversation_id: str) -> AsyncIterator[asyncio.Queue[dict[str, Any]]]:
+    async def subscribe(self, topic: str) -> AsyncIterator[asyncio.Queue[dict[str, Any]]]:
+        """Events of one topic (a conversation id, or a named topic like QUEUES_TOPIC)."""
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=1000)
-        self._subscribers[conversation_id].add(queue)
+        self._subscribers[topic].add(queue)
         try:
             yield queue
         finally:
-            self._subscribers[conversation_id].discard(queue)
-            if not self._subscribers[conversation_id]:
-                del self._subscribers[conversation_id]
+            self._subscribers[topic].discard(queue)
+            if not self._subscribers[topic]:
+                del self._subscribers[topic]

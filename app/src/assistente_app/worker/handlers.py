@@ -81,6 +81,7 @@ async def _process_turn(ctx: WorkerContext, message_id: uuid.UUID) -> None:
             message.status = m.FOR_AGENT  # the bot stays silent while a human owns it
             await session.commit()
             metrics.TURNS.labels(channel=conversation.channel, outcome="human").inc()
+            await conversation_service.announce_for_agent(ctx.events, conversation, message)
             return
         text = message.text
         metadata = MessageMetadata(
@@ -109,6 +110,7 @@ async def store_bot_turn(
         )
         assert conversation is not None
         reply_ids = []
+        escalation: escalation_service.EscalationResult | None = None
         for text, payload in turn.messages:
             reply = await conversation_service.add_message(
                 session=session,
@@ -119,23 +121,30 @@ async def store_bot_turn(
             )
             reply_ids.append(reply.id)
         if turn.escalation is not None:
-            notice = await escalation_service.escalate(
+            escalation = await escalation_service.escalate(
                 session=session,
                 settings=ctx.settings,
                 conversation=conversation,
                 team=turn.escalation.team,
                 reason=turn.escalation.reason,
+                summary=await escalation_service.bot_summary(
+                    session=session, conversation=conversation, escalation=turn.escalation
+                ),
             )
-            reply_ids.append(notice.id)
+            reply_ids.append(escalation.notice.id)
         message.status = m.PROCESSED
         stored_at = conversation_service.now_utc()
         conversation.last_activity_at = stored_at
         await session.commit()
+        if escalation is not None:
+            escalation_service.record_escalation(escalation)
         outcome = "escalated" if conversation.status == m.QUEUED else "replied"
         metrics.TURNS.labels(channel=conversation.channel, outcome=outcome).inc()
         metrics.TURN_DURATION.labels(channel=conversation.channel).observe(
             max(0.0, (stored_at - message.created_at).total_seconds())
         )
+    if turn.escalation is not None:
+        await ctx.events.queues_changed(turn.escalation.team)  # the clerks' boards
     return reply_ids
 
 

@@ -1,4 +1,5 @@
-"""The worker process: stream consumers, the sweeper and the retention job."""
+"""The worker process: stream consumers, the sweeper, the level-2 wait limit and the retention
+job."""
 
 from __future__ import annotations
 
@@ -18,6 +19,9 @@ from sqlalchemy import func, select
 from assistente_app.channels.registry import CHANNELS, enabled_channels
 from assistente_app.conversations import models as m
 from assistente_app.core import metrics
+from assistente_app.escalation import notify
+from assistente_app.escalation import service as escalation_service
+from assistente_app.escalation.catalog import EXPIRED
 from assistente_app.lgpd import service as lgpd_service
 from assistente_app.queue.consumer import StreamConsumer
 from assistente_app.runtime import build_resources, close_resources
@@ -33,6 +37,9 @@ from assistente_app.worker.rasa import RasaClient
 log = logging.getLogger(__name__)
 # How often the stream and level-2 gauges are read (the backlog alert's threshold is 60 s).
 METRICS_SAMPLE_S = 5.0
+
+# How often queued conversations are checked against maxWaitMinutes.
+EXPIRE_EVERY_S = 30.0
 
 
 def consumer_name() -> str:
@@ -136,6 +143,22 @@ async def retention_once(ctx: WorkerContext) -> int | None:
     return deleted
 
 
+async def expire_waits_once(ctx: WorkerContext) -> int:
+    """Close the conversations that waited longer than maxWaitMinutes, telling each citizen
+    their protocol (escalation.service.expire_waits)."""
+    async with ctx.db.write_sessions() as session:
+        closed = await escalation_service.expire_waits(session=session, settings=ctx.settings)
+        await session.commit()
+    for conversation, notice in closed:
+        escalation_service.record_closure(team=conversation.team, code=EXPIRED)
+        await notify.queue_changed(
+            ctx, conversation_id=conversation.id, notices=[notice.id], teams=[conversation.team]
+        )
+    if closed:
+        log.warning("%d conversation(s) waited past the maximum and were closed", len(closed))
+    return len(closed)
+
+
 async def _periodic(
     stop: asyncio.Event, every_s: float, job: Callable[[], Awaitable[object]]
 ) -> None:
@@ -170,7 +193,8 @@ async def sample_level2(ctx: WorkerContext) -> None:
                     m.Conversation.team,
                     m.Conversation.status,
                     func.count(),
-                    func.min(m.Conversation.queued_at),
+                    # A transfer restarts the wait (as for maxWaitMinutes): the new team's line.
+                    func.min(func.coalesce(m.Conversation.wait_started_at, m.Conversation.queued_at)),
                 )
                 .where(m.Conversation.status.in_((m.QUEUED, m.HUMAN)))
                 .group_by(m.Conversation.team, m.Conversation.status)
@@ -222,6 +246,11 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
         tasks.append(
             asyncio.create_task(
                 _periodic(stop, METRICS_SAMPLE_S, functools.partial(sample_level2, ctx))
+            )
+        )
+        tasks.append(
+            asyncio.create_task(
+                _periodic(stop, EXPIRE_EVERY_S, functools.partial(expire_waits_once, ctx))
             )
         )
         await stop.wait()

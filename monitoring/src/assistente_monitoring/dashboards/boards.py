@@ -505,9 +505,10 @@ def level2() -> dashboard_builders.Dashboard:
         )
         .with_panel(
             graph(
-                "Entradas, atendimentos e desistências",
-                "Por hora: conversas escalonadas, assumidas por um atendente e encerradas "
-                "antes de serem assumidas.",
+                "Entradas, atendimentos, desistências e recusas",
+                "Por hora: conversas escalonadas, assumidas por um atendente, encerradas antes "
+                "de serem assumidas, e pedidos recusados porque a fila estava cheia "
+                "(spec.escalation.queueLimit).",
                 "short",
                 [
                     (
@@ -524,6 +525,11 @@ def level2() -> dashboard_builders.Dashboard:
                         f"assistente_escalation_abandonments_total{S()}[{RATE}])) * 3600",
                         "desistências {{team}}",
                     ),
+                    (
+                        "sum by (team) (rate(assistente_escalations_refused_total"
+                        f"{S(reason='queue_full')}[{RATE}])) * 3600",
+                        "recusadas {{team}}",
+                    ),
                 ],
             )
         )
@@ -536,6 +542,41 @@ def level2() -> dashboard_builders.Dashboard:
                     (
                         f"max by (team) (assistente_escalation_in_progress{S()})",
                         "{{team}}",
+                    )
+                ],
+            )
+        )
+        .with_panel(
+            graph(
+                "Como terminam as esperas",
+                "Por hora, em todas as equipes: conversas que saíram da fila sem atendente "
+                "(o cidadão desistiu, o tempo máximo esgotou, a retenção apagou) e pedidos "
+                "feitos fora do horário de atendimento.",
+                "short",
+                [
+                    (
+                        "sum by (reason) (rate("
+                        f"assistente_escalation_abandonments_total{S()}[{RATE}])) * 3600",
+                        "{{reason}}",
+                    ),
+                    (
+                        "sum (rate(assistente_escalations_refused_total"
+                        f"{S(reason='service_closed')}[{RATE}])) * 3600",
+                        "fora do horário",
+                    ),
+                ],
+            )
+        )
+        .with_panel(
+            graph(
+                "Encerramentos por código",
+                "Por hora: conversas encerradas por um atendente, por código de encerramento.",
+                "short",
+                [
+                    (
+                        "sum by (code) (rate("
+                        f"assistente_escalation_closures_total{S()}[{RATE}])) * 3600",
+                        "{{code}}",
                     )
                 ],
                 width=24,

@@ -57,6 +57,9 @@ _APP: tuple[SettingSource, ...] = (
     *_both("ASSISTENTE_OIDC_AUDIENCE", "oidc.audience"),
     *_both("ASSISTENTE_OIDC_JWKS_URL", "oidc.jwksUrl"),
     *_both("ASSISTENTE_OIDC_ROLES_CLAIM", "oidc.rolesClaim"),
+    *_both("ASSISTENTE_OIDC_CLIENT_ID", "oidc.clientId"),
+    *_both("ASSISTENTE_OIDC_TEAM_ROLE_PREFIX", "oidc.teamRolePrefix"),
+    *_both("ASSISTENTE_OIDC_SUPERVISOR_ROLE", "oidc.supervisorRole"),
     *(
         row
         for channel in ("web", "mobile", "whatsapp", "telegram", "voice")

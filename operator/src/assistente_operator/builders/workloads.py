@@ -155,6 +155,9 @@ def settings_configmap(cr: AssistenteDigital) -> Manifest:
         data["ASSISTENTE_OIDC_AUDIENCE"] = spec.oidc.audience
         data["ASSISTENTE_OIDC_JWKS_URL"] = spec.oidc.jwks_url
         data["ASSISTENTE_OIDC_ROLES_CLAIM"] = spec.oidc.roles_claim
+        data["ASSISTENTE_OIDC_CLIENT_ID"] = spec.oidc.client_id
+        data["ASSISTENTE_OIDC_TEAM_ROLE_PREFIX"] = spec.oidc.team_role_prefix
+        data["ASSISTENTE_OIDC_SUPERVISOR_ROLE"] = spec.oidc.supervisor_role
     for channel in CHANNELS:
         enabled = getattr(spec.channels, channel).enabled
         data[f"ASSISTENTE_{channel.upper()}_ENABLED"] = "true" if enabled else "false"

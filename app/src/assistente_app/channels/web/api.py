@@ -12,12 +12,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Request, WebSocket, WebSocketDisconnect, status
 
 from assistente_app.api.deps import BearerDep, ReadSessionDep, ResourcesDep, SessionDep
+from assistente_app.channels import ingest
 from assistente_app.channels.base import ensure_enabled, settings_dependency
 from assistente_app.channels.web.schemas import (
     ConversationCreate,
     ConversationCreated,
     MessageAccepted,
     MessageCreate,
+    QueueLeft,
 )
 from assistente_app.channels.web.settings import WebSettings
 from assistente_app.conversations import service
@@ -109,10 +111,32 @@ async def post_message(
         conversation=conversation,
         text_=body.text,
         idempotency_key=key,
+        events=resources.events,
     )
+    if not duplicate:
+        await ingest.leave_queue_if_asked(
+            resources=resources, session=session, conversation=conversation, text=body.text
+        )
     return MessageAccepted(
         id=message.id, protocol=conversation.protocol, status=message.status, duplicate=duplicate
     )
+
+
+@router.post(
+    "/{conversation_id}/leave-queue",
+    response_model=QueueLeft,
+    responses={**ERRORS, 409: {"description": "A conversa não está na fila"}},
+)
+async def leave_queue(
+    conversation_id: uuid.UUID, token: BearerDep, resources: ResourcesDep, session: SessionDep
+) -> QueueLeft:
+    """The citizen stops waiting for a person: out of the level-2 queue, back to the bot, with
+    the same protocol."""
+    conversation = await service.authorize(
+        session=session, conversation_id=conversation_id, token=token
+    )
+    await ingest.leave_queue(resources=resources, session=session, conversation=conversation)
+    return QueueLeft(protocol=conversation.protocol, status=conversation.status)
 
 
 @router.get("/{conversation_id}/messages", response_model=MessageList, responses=ERRORS)

@@ -38,3 +38,8 @@ class MessageAccepted(BaseModel):
     protocol: str
     status: str
     duplicate: bool = False
+
+
+class QueueLeft(BaseModel):
+    protocol: str
+    status: str

@@ -42,7 +42,8 @@
     item.className = message.role;
     const who = document.createElement("span");
     who.className = "who";
-    who.textContent = WHO[message.role] || message.role;
+    const agentName = message.role === "agent" && message.payload && message.payload.agent_name;
+    who.textContent = (WHO[message.role] || message.role) + (agentName ? ` (${agentName})` : "");
     item.appendChild(who);
     const body = document.createElement("span");
     body.textContent = message.text;
@@ -69,10 +70,14 @@
       });
       item.appendChild(group);
     }
-    el("messages").appendChild(item);
+    el("message-list").appendChild(item);
     item.scrollIntoView({ block: "end" });
   }
   function status(text) { el("connection").textContent = text; }
+  // While waiting for a person the citizen may give up waiting (and keep the protocol).
+  function queueState(conversationStatus) {
+    el("leave-queue").hidden = conversationStatus !== "queued";
+  }
 
   // --- API -------------------------------------------------------------------------------
   async function call(method, path, body) {
@@ -89,6 +94,7 @@
   async function loadHistory() {
     const data = await call("GET", `${API}/${session.id}/messages`);
     data.messages.forEach(render);
+    queueState(data.status);
   }
   function connect() {
     const scheme = location.protocol === "https:" ? "wss" : "ws";
@@ -97,8 +103,9 @@
     socket.addEventListener("message", (event) => {
       const data = JSON.parse(event.data);
       if (data.type === "ready") { status("Conectado."); retryMs = 1000; loadHistory().catch(() => {}); }
-      if (data.type === "messages") data.messages.forEach(render);
+      if (data.type === "messages") { data.messages.forEach(render); if (data.status) queueState(data.status); }
       if (data.type === "queue") {
+        queueState("queued");
         status(`Você está na posição ${data.position} da fila. ` +
           `Tempo estimado de espera: cerca de ${data.estimated_wait_minutes} minuto(s).`);
       }
@@ -111,6 +118,9 @@
     });
   }
   function openChat() {
+    // In the chat, what a keyboard user skips to is the message box.
+    el("skip-link").href = "#message-input";
+    el("skip-link").textContent = "Ir para o campo de mensagem";
     el("chat").hidden = false;
     el("protocol").textContent = session.protocol;
     document.querySelector(".intro").hidden = true;
@@ -129,6 +139,14 @@
   });
   el("copy-protocol").addEventListener("click", () => {
     navigator.clipboard.writeText(session.protocol).then(() => status("Protocolo copiado."));
+  });
+  el("leave-queue").addEventListener("click", async () => {
+    try {
+      await call("POST", `${API}/${session.id}/leave-queue`);
+      queueState("resolved");
+      status("Você saiu da fila. O seu protocolo continua valendo.");
+      el("message-input").focus();
+    } catch (e) { el("composer-error").textContent = e.message; }
   });
   el("new-conversation").addEventListener("click", () => {
     sessionStorage.removeItem(STORE);
