@@ -236,6 +236,10 @@ class ArgoCD(LocalServer):
             "--repo-server", f"127.0.0.1:{self.repo_server_port}",
             "--repo-server-plaintext",
             "--redis", f"127.0.0.1:{self.redis.port}",
+            # Argo CD 3 keeps each resource's health in Redis for its API server and UI, which
+            # the test bed does not run; this writes it into the Application, where kubectl
+            # (and the tests) read it. The health checks themselves are unchanged.
+            "--persist-resource-health",
             "--status-processors", "4",
             "--operation-processors", "4",
             "--loglevel", "info",
