@@ -209,6 +209,7 @@ def statefulset(cr: AssistenteDigital) -> Manifest:
                 ],
                 "containers": [redis_container, sentinel_container],
                 "volumes": volumes,
+                **common.placement(cr.spec.placement.data),
             },
         },
     }
