@@ -228,3 +228,6 @@ def test_cloud_overlays_are_sized_for_a_million_users_and_use_that_clouds_servic
         refs |= {c["secretRef"]["name"] for c in spec["channels"].values() if c.get("enabled")}
         assert refs <= targets, refs - targets
     assert spec["ingress"]["className"]
+    placement = spec["placement"]
+    assert placement["application"]["nodeSelector"] == {"assistente.digital/pool": "app"}
+    assert placement["data"]["nodeSelector"] == {"assistente.digital/pool": "data"}
