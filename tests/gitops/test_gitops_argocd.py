@@ -32,24 +32,8 @@ SAMPLE = Path("operator/config/samples/assistentedigital.yaml")
 
 
 @pytest.fixture(scope="module")
-def gitops_cluster() -> Iterator[KubeCluster]:
-    with KubeCluster(third_party_crds=False) as cluster:
-        # The operator's database objects need CloudNativePG's CRDs; its operator is not synced
-        # here (see argocd/cluster/local/kustomization.yaml).
-        cluster.install_third_party_crds(["cloudnative-pg"])
-        yield cluster
-
-
-@pytest.fixture(scope="module")
-def argocd(gitops_cluster: KubeCluster) -> Iterator[ArgoCD]:
-    argo = ArgoCD(gitops_cluster)
-    try:
-        argo.start()
-        argo.register_cluster(CLUSTER, overlay="local", revision="main")
-        argo.bootstrap()
-        yield argo
-    finally:
-        argo.remove()
+def gitops_cluster(argocd: ArgoCD) -> KubeCluster:
+    return argocd.cluster
 
 
 @pytest.fixture(scope="module")

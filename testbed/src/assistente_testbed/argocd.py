@@ -32,8 +32,8 @@ import yaml
 
 from assistente_testbed.cluster import KubeCluster
 from assistente_testbed.git_host import GitHost, https_client_env
-from assistente_testbed.private_network import PrivateNetwork
 from assistente_testbed.paths import read_versions, repo_root
+from assistente_testbed.private_network import PrivateNetwork
 from assistente_testbed.process import (
     LocalServer,
     ManagedProcess,
