@@ -19,7 +19,7 @@ import threading
 from pathlib import Path
 
 from assistente_testbed import daemon
-from assistente_testbed.argocd import ROOT_APPLICATION, ArgoCD
+from assistente_testbed.argocd import DISTRIBUTION, ROOT_APPLICATION, ArgoCD
 from assistente_testbed.cluster import KubeCluster
 from assistente_testbed.paths import repo_root, state_dir
 from assistente_testbed.process import ServiceError, wait_until
@@ -64,6 +64,25 @@ def serve(cluster: KubeCluster) -> int:
     return 0
 
 
+def _publish_head(cluster: KubeCluster) -> None:
+    """Serve the checkout's new HEAD and ask every Application to compare now."""
+    bare = _state_dir() / "git" / "repositories" / f"{DISTRIBUTION}.git"
+    subprocess.run(
+        ["git", "push", "--quiet", "--force", str(bare), "HEAD:refs/heads/main"],
+        cwd=repo_root(),
+        check=True,
+    )
+    cluster.kubectl(
+        "annotate", "--overwrite", "--all", "applications.argoproj.io", "-n", "argocd",
+        "argocd.argoproj.io/refresh=normal",
+    )  # fmt: skip
+    info = json.loads(_ready_file().read_text())
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=repo_root(), capture_output=True, text=True, check=True
+    ).stdout.strip()
+    _ready_file().write_text(json.dumps({**info, "commit": head}))
+
+
 def up(cluster: KubeCluster) -> int:
     dirty = subprocess.run(
         ["git", "status", "--porcelain", "--untracked-files=no"],
@@ -74,6 +93,8 @@ def up(cluster: KubeCluster) -> int:
     ).stdout.strip()
     if dirty:
         print("note: Argo CD serves the committed HEAD; uncommitted changes are not deployed")
+    if _ready_file().exists() and daemon.running_pid(SUPERVISOR) is not None:
+        _publish_head(cluster)
     if daemon.running_pid(SUPERVISOR) is None:
         _ready_file().unlink(missing_ok=True)
         executable = Path(sys.executable).parent / "assistente-testbed"
