@@ -11,6 +11,8 @@ The tests run in file order and build on each other, as one continuous session w
 from __future__ import annotations
 
 import json
+import re
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -89,6 +91,31 @@ def test_the_root_application_syncs_and_the_assistant_becomes_ready(
     health = _resource_health(argocd, ASSISTANT_APP, "AssistenteDigital", "tjxx")
     assert health == {"status": "Healthy", "message": _condition(resource, "Ready")["message"]}
     gitops_cluster.kubectl("get", "deployment", "tjxx-api", "-n", NAMESPACE)
+
+
+def test_argo_cd_listens_on_loopback_only(argocd: ArgoCD) -> None:
+    pids = set(argocd.pids)
+    listeners = []
+    for line in subprocess.run(
+        ["ss", "-ltnpH"], capture_output=True, text=True, check=True
+    ).stdout.splitlines():
+        owners = {int(pid) for pid in re.findall(r"pid=(\d+)", line)}
+        if owners & pids:
+            listeners.append(line.split()[3])
+    assert len(listeners) >= 4, listeners  # repo-server, ApplicationSet controller, Redis
+    assert all(address.startswith("127.0.0.1:") for address in listeners), listeners
+    # The one listener Argo CD 3.2 cannot move (the controller's metrics on every interface) is
+    # there, inside the controller's own network namespace, which has nothing but loopback.
+    network = argocd.controller_network
+    assert network is not None
+    inside = subprocess.run(
+        network.command(["ss", "-ltnH"]), capture_output=True, text=True, check=True
+    ).stdout
+    assert re.search(r"(\*|0\.0\.0\.0|\[::\]):8082\s", inside), inside
+    interfaces = subprocess.run(
+        network.command(["ip", "-o", "link"]), capture_output=True, text=True, check=True
+    ).stdout
+    assert [line.split(":")[1].strip() for line in interfaces.splitlines()] == ["lo"]
 
 
 def test_a_commit_changing_the_resource_is_synced_and_reconciled(
@@ -201,3 +228,11 @@ def test_a_resource_that_never_becomes_ready_is_progressing_then_degraded(
     )
     assert result.returncode != 0
     assert "NotFound" in result.stderr
+
+
+def test_stopping_argo_cd_leaves_no_process_behind(argocd: ArgoCD) -> None:
+    pids = argocd.pids
+    assert pids
+    argocd.stop()
+    alive = [pid for pid in pids if Path(f"/proc/{pid}").exists()]
+    assert alive == []

@@ -148,6 +148,11 @@ class ArgoCD(LocalServer):
             pids.append(self._network.holder_pid)
         return [*pids, *([self.redis.pid] if self.redis.pid else [])]
 
+    @property
+    def controller_network(self) -> PrivateNetwork | None:
+        """The application controller's private network namespace, while it runs."""
+        return self._network
+
     def _environment(self, bin_dir: Path) -> dict[str, str]:
         tls = self.base_dir / "tls"
         tls.mkdir(exist_ok=True)
