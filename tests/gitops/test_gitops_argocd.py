@@ -20,7 +20,12 @@ from typing import Any
 
 import pytest
 import yaml
-from assistente_testbed.argocd import DISTRIBUTION, ROOT_APPLICATION, ArgoCD
+from assistente_testbed.argocd import (
+    CONTROLLER_METRICS_PORT,
+    DISTRIBUTION,
+    ROOT_APPLICATION,
+    ArgoCD,
+)
 from assistente_testbed.cluster import KubeCluster
 from assistente_testbed.operator_runner import OperatorProcess
 from assistente_testbed.process import wait_until
@@ -111,7 +116,7 @@ def test_argo_cd_listens_on_loopback_only(argocd: ArgoCD) -> None:
     inside = subprocess.run(
         network.command(["ss", "-ltnH"]), capture_output=True, text=True, check=True
     ).stdout
-    assert re.search(r"(\*|0\.0\.0\.0|\[::\]):8082\s", inside), inside
+    assert re.search(rf"(\*|0\.0\.0\.0|\[::\]):{CONTROLLER_METRICS_PORT}\s", inside), inside
     interfaces = subprocess.run(
         network.command(["ip", "-o", "link"]), capture_output=True, text=True, check=True
     ).stdout

@@ -22,7 +22,6 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +57,9 @@ UPSTREAM_SOURCES: dict[str, tuple[str, str]] = {
     ),
 }
 OVERLAY_LABEL = "assistente.digital/overlay"
+# Where the application controller serves metrics and /healthz, on every interface of its own
+# network namespace (Argo CD 3.2 has no flag for the address).
+CONTROLLER_METRICS_PORT = 8082
 REVISION_LABEL = "assistente.digital/revision"
 
 
@@ -245,13 +247,21 @@ class ArgoCD(LocalServer):
             # the test bed does not run; this writes it into the Application, where kubectl
             # (and the tests) read it. The health checks themselves are unchanged.
             "--persist-resource-health",
+            "--metrics-port", str(CONTROLLER_METRICS_PORT),
             "--status-processors", "4",
             "--operation-processors", "4",
             "--loglevel", "info",
         ]  # fmt: skip
         process = self._spawn("argocd-application-controller", self._network.command(argv), env)
-        time.sleep(0.5)
-        process.check_alive()
+        network = self._network
+
+        def ready() -> bool:
+            process.check_alive()
+            return network.port_open(CONTROLLER_METRICS_PORT)
+
+        wait_until(
+            ready, timeout=60, what="Argo CD's application controller", log_path=process.log_path
+        )
 
     def _api_server(self) -> str:
         config = yaml.safe_load(self.cluster.kubeconfig.read_text())

@@ -116,6 +116,24 @@ class PrivateNetwork:
         if errors:
             raise ServiceError(f"cannot listen inside the private network: {errors[0]}")
 
+    def port_open(self, port: int) -> bool:
+        """Whether something listens on `port` inside the namespace (its loopback)."""
+        answer: list[bool] = []
+
+        def inside() -> None:
+            try:
+                _setns(self.namespace)
+                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+                    probe.settimeout(0.5)
+                    answer.append(probe.connect_ex(("127.0.0.1", port)) == 0)
+            except OSError:
+                answer.append(False)
+
+        thread = threading.Thread(target=inside)
+        thread.start()
+        thread.join()
+        return bool(answer and answer[0])
+
     def _accept(self, listener: socket.socket) -> None:
         port = listener.getsockname()[1]
         while not self._stopping.is_set():
