@@ -225,7 +225,12 @@ def test_cloud_overlays_are_sized_for_a_million_users_and_use_that_clouds_servic
         targets = {s["spec"]["target"]["name"] for s in stores}
         refs = {spec["postgres"]["external"]["secretRef"]["name"]}
         refs |= {spec["redis"]["external"]["secretRef"]["name"]}
-        refs |= {c["secretRef"]["name"] for c in spec["channels"].values() if c.get("enabled")}
+        refs |= {spec["actions"]["datajud"]["apiKeySecretRef"]["name"]}
+        refs |= {
+            c["secretRef"]["name"]
+            for c in spec["channels"].values()
+            if c.get("enabled") and c.get("secretRef")
+        }
         assert refs <= targets, refs - targets
     assert spec["ingress"]["className"]
     placement = spec["placement"]
