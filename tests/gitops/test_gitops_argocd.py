@@ -202,10 +202,14 @@ def test_a_resource_that_never_becomes_ready_is_progressing_then_degraded(
     argocd.refresh(ASSISTANT_APP)
 
     argocd.wait_for(ASSISTANT_APP, revision=commit, health="Progressing", timeout=300)
+
+    def waiting_for_the_api() -> bool:
+        # The operator's own verdict (so its Deployments exist), as Argo CD shows it.
+        health = _resource_health(argocd, ASSISTANT_APP, "AssistenteDigital", "tjxx-stuck")
+        return health.get("status") == "Progressing" and "api" in health.get("message", "")
+
     wait_until(
-        lambda: _health(argocd, ASSISTANT_APP, "AssistenteDigital", "tjxx-stuck") == "Progressing",
-        timeout=60,
-        what="Argo CD to show tjxx-stuck as Progressing",
+        waiting_for_the_api, timeout=120, what="Argo CD to show tjxx-stuck waiting for its API"
     )
     # A real rollout gets the Deployment's 10-minute progress deadline; shorten it (a field the
     # operator does not own) so the deadline passes during the test.
