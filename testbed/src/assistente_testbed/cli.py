@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import sys
 from collections.abc import Sequence
@@ -114,11 +115,29 @@ def cluster_status(args: argparse.Namespace) -> int:
     return result.returncode
 
 
+def _has_real_node(cluster: KubeCluster) -> bool:
+    nodes = json.loads(cluster.kubectl("get", "nodes", "-o", "json").stdout)["items"]
+    return any(
+        (n["metadata"].get("annotations") or {}).get("kwok.x-k8s.io/node") != "fake" for n in nodes
+    )
+
+
 def gitops_up(args: argparse.Namespace) -> int:
     from assistente_testbed import gitops
 
+    cluster = local_cluster(real_node=False)
+    if _running(cluster) and _has_real_node(cluster):
+        # With a real node every pod lands there (kwok's nodes are tainted), and it cannot run
+        # the upstream operators' images (nothing is pulled), so the sync waves would never pass.
+        print(
+            "error: make gitops-up runs on kwok nodes only; stop the cluster with a real node "
+            "(make cluster-down), then run make gitops-up again",
+            file=sys.stderr,
+        )
+        return 1
+    args.no_real_node = True
     cluster_up(args)
-    return gitops.up(local_cluster())
+    return gitops.up(cluster)
 
 
 def gitops_down(args: argparse.Namespace) -> int:
@@ -130,7 +149,7 @@ def gitops_down(args: argparse.Namespace) -> int:
 def gitops_serve(args: argparse.Namespace) -> int:
     from assistente_testbed import gitops
 
-    return gitops.serve(local_cluster())
+    return gitops.serve(local_cluster(real_node=False))
 
 
 def up(args: argparse.Namespace) -> int:
