@@ -239,6 +239,100 @@ def test_a_resource_that_never_becomes_ready_is_progressing_then_degraded(
     assert "NotFound" in result.stderr
 
 
+def _databases(work: Path, names: dict[str, str]) -> None:
+    """Commit-ready: one resource per name with an in-cluster database and that deletionPolicy."""
+    sample = yaml.safe_load((work / SAMPLE).read_text())
+    documents = []
+    for name, policy in names.items():
+        spec = dict(sample["spec"])
+        spec["postgres"] = {"mode": "cloudnativepg", "cloudnativepg": {"instances": 1}}
+        spec["deletionPolicy"] = policy
+        documents.append(
+            {**sample, "metadata": {"name": name, "namespace": NAMESPACE}, "spec": spec}
+        )
+    kustomization_path = work / "overlays/local/kustomization.yaml"
+    kustomization = yaml.safe_load(kustomization_path.read_text())
+    if documents:
+        (work / "overlays/local/databases.yaml").write_text(yaml.safe_dump_all(documents))
+        if "databases.yaml" not in kustomization["resources"]:
+            kustomization["resources"].append("databases.yaml")
+    else:
+        (work / "overlays/local/databases.yaml").unlink()
+        kustomization["resources"].remove("databases.yaml")
+    kustomization_path.write_text(yaml.safe_dump(kustomization))
+
+
+def _database(cluster: KubeCluster, name: str) -> dict[str, Any] | None:
+    result = cluster.kubectl(
+        "get", "clusters.postgresql.cnpg.io", f"{name}-pg", "-n", NAMESPACE, "-o", "json",
+        check=False,
+    )  # fmt: skip
+    return json.loads(result.stdout) if result.returncode == 0 else None
+
+
+def test_a_prune_keeps_the_database_unless_the_resource_says_delete(
+    argocd: ArgoCD, operator: OperatorProcess, gitops_cluster: KubeCluster
+) -> None:
+    with argocd.git.clone(DISTRIBUTION) as work:
+        _databases(work, {"tjxx-keep": "Retain", "tjxx-drop": "Delete"})
+        commit = argocd.git.commit(work, "two assistants with their own databases")
+    argocd.refresh(ASSISTANT_APP)
+    # No CloudNativePG operator runs here, so they stay Progressing (WaitingForCloudNativePG).
+    argocd.wait_for(ASSISTANT_APP, revision=commit, health=None, timeout=300)
+    wait_until(
+        lambda: (
+            _database(gitops_cluster, "tjxx-keep") is not None
+            and _database(gitops_cluster, "tjxx-drop") is not None
+        ),
+        timeout=120,
+        what="the operator to create both database clusters",
+    )
+    kept = _database(gitops_cluster, "tjxx-keep")
+    assert kept is not None
+    assert not kept["metadata"].get("ownerReferences")  # Retain: nothing to collect it with
+    dropped = _database(gitops_cluster, "tjxx-drop")
+    assert dropped is not None
+    assert dropped["metadata"]["ownerReferences"][0]["name"] == "tjxx-drop"
+
+    # Taking both out of git: Argo CD prunes the resources.
+    with argocd.git.clone(DISTRIBUTION) as work:
+        _databases(work, {})
+        commit = argocd.git.commit(work, "retire both assistants")
+    argocd.refresh(ASSISTANT_APP)
+    argocd.wait_for(ASSISTANT_APP, revision=commit, timeout=300)
+    for name in ("tjxx-keep", "tjxx-drop"):
+        result = gitops_cluster.kubectl(
+            "get", "assistentesdigitais.assistente.digital", name, "-n", NAMESPACE, check=False
+        )
+        assert "NotFound" in result.stderr, name
+    wait_until(
+        lambda: _database(gitops_cluster, "tjxx-drop") is None,
+        timeout=120,
+        what="the garbage collector to delete the database of the Delete resource",
+    )
+    survivor = _database(gitops_cluster, "tjxx-keep")
+    assert survivor is not None
+    assert survivor["metadata"]["uid"] == kept["metadata"]["uid"]
+
+    # Back in git under the same name, the resource takes the same database over.
+    with argocd.git.clone(DISTRIBUTION) as work:
+        _databases(work, {"tjxx-keep": "Retain"})
+        commit = argocd.git.commit(work, "the assistant comes back")
+    argocd.refresh(ASSISTANT_APP)
+    argocd.wait_for(ASSISTANT_APP, revision=commit, health=None, timeout=300)
+    wait_until(
+        lambda: (
+            _condition(_assistant(gitops_cluster, "tjxx-keep"), "PostgresReady").get("reason")
+            == "WaitingForCloudNativePG"
+        ),
+        timeout=120,
+        what="the returning resource to find its database",
+    )
+    again = _database(gitops_cluster, "tjxx-keep")
+    assert again is not None
+    assert again["metadata"]["uid"] == kept["metadata"]["uid"]
+
+
 def test_stopping_argo_cd_leaves_no_process_behind(argocd: ArgoCD) -> None:
     pids = argocd.pids
     assert pids
