@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Builds the local Kubernetes test bed (kube-apiserver, kube-controller-manager, kube-scheduler,
 # kubectl, etcd, kwok, kwokctl, kustomize), the real node's kubelet and kube-proxy, cluster DNS
-# (CoreDNS), actionlint, the Pulumi CLI and Kubernetes provider, and the log store and shipper
-# (VictoriaLogs, an OpenTelemetry Collector) from Go module sources, through the Go module proxy
-# only.
+# (CoreDNS), Argo CD (one multi-call binary: application controller, repo-server,
+# ApplicationSet controller), actionlint, the Pulumi CLI and Kubernetes provider, and the log
+# store and shipper (VictoriaLogs, an OpenTelemetry Collector) from Go module sources, through
+# the Go module proxy only.
 #
 # Each tool is built once into
 #   ${XDG_CACHE_HOME:-~/.cache}/assistente-digital/<tool>-<version>-<key>/bin/
@@ -12,11 +13,12 @@
 # k8s-node (kubelet, kube-proxy) is built from the same module as k8s, into a cache of its own, so
 # the control plane and the node always come from the same pinned sources.
 #
-# Usage: hack/build-tools.sh [k8s|k8s-node|etcd|kwok|kustomize|coredns|actionlint|pulumi|
+# Usage: hack/build-tools.sh [k8s|k8s-node|etcd|kwok|kustomize|coredns|argocd|actionlint|pulumi|
 #                            pulumi-kubernetes|victorialogs|otelcol|all]...
-#        (default and `all`: the control plane, actionlint and the log store and shipper; the real node's tools (k8s-node,
-#        coredns) and the Pulumi tools are built on demand by the suites that need them; the
-#        Pulumi provider alone takes ~10 min and ~4.3 GB of memory)
+#        (default and `all`: the control plane, actionlint and the log store and shipper; the
+#        real node's tools (k8s-node, coredns), Argo CD and the Pulumi tools are built on demand
+#        by the suites that need them; the Pulumi provider alone takes ~10 min and ~4.3 GB of
+#        memory)
 #        hack/build-tools.sh --bin-dir TOOL   prints the cached bin directory of TOOL
 #        hack/build-tools.sh --regen k8s      regenerates tools/go/k8s/go.mod from the pin
 set -euo pipefail
@@ -40,6 +42,7 @@ tool_version() {
     etcd) echo "$ETCD_VERSION" ;;
     kwok) echo "$KWOK_VERSION" ;;
     kustomize) echo "$KUSTOMIZE_VERSION" ;;
+    argocd) echo "$ARGOCD_VERSION" ;;
     actionlint) echo "$ACTIONLINT_VERSION" ;;
     pulumi) echo "$PULUMI_VERSION" ;;
     pulumi-kubernetes) echo "$PULUMI_KUBERNETES_VERSION" ;;
@@ -90,6 +93,24 @@ regen_k8s() {
       "k8s.io/kubernetes/cmd/kubectl@$K8S_VERSION" \
       "k8s.io/kubernetes/cmd/kubelet@$K8S_VERSION" \
       "k8s.io/kubernetes/cmd/kube-proxy@$K8S_VERSION"
+  )
+}
+
+# Argo CD's go.mod pins Kubernetes and a few others with replace lines (module => module@version);
+# a replace only applies in the main module, so the wrapper repeats every one of them.
+regen_argocd() {
+  local dir=$repo/tools/go/argocd upstream_mod line
+  mkdir -p "$dir"
+  upstream_mod=$(go mod download -json "github.com/argoproj/argo-cd/v3@$ARGOCD_VERSION" \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')
+  rm -f "$dir/go.mod" "$dir/go.sum"
+  (
+    cd "$dir"
+    go mod init assistente-digital.invalid/tools/argocd >/dev/null 2>&1
+    go mod edit -go="$(sed -n 's/^go //p' "$upstream_mod")"
+    sed -n 's|^[[:space:]]*\([^ ]*\) => \([^ .][^ ]*\) \(v[^ ]*\)$|\1=\2@\3|p' "$upstream_mod" \
+      | while read -r line; do go mod edit "-replace=$line"; done
+    go get -tool "github.com/argoproj/argo-cd/v3/cmd@$ARGOCD_VERSION"
   )
 }
 
@@ -216,6 +237,7 @@ regen() {
     kustomize) regen_simple kustomize sigs.k8s.io/kustomize/kustomize/v5 \
       "sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION" ;;
     coredns) regen_coredns ;;
+    argocd) regen_argocd ;;
     actionlint) regen_simple actionlint github.com/rhysd/actionlint \
       "github.com/rhysd/actionlint/cmd/actionlint@$ACTIONLINT_VERSION" ;;
     victorialogs) regen_simple victorialogs github.com/VictoriaMetrics/VictoriaLogs \
@@ -257,6 +279,16 @@ compile() {
     coredns)
       go build -trimpath -ldflags "-s -w -X github.com/coredns/coredns/coremain.GitCommit=$COREDNS_VERSION" \
         -o "$out/coredns" . ;;
+    argocd)
+      # One binary; the role comes from argv[0] (or ARGOCD_BINARY_NAME), so the test bed starts it
+      # as argocd-repo-server, argocd-application-controller and argocd-applicationset-controller.
+      local pkg=github.com/argoproj/argo-cd/v3/common
+      go build -trimpath -ldflags "-s -w -X $pkg.version=${ARGOCD_VERSION#v} -X $pkg.gitTag=$ARGOCD_VERSION \
+        -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z" \
+        -o "$out/argocd" github.com/argoproj/argo-cd/v3/cmd
+      local role
+      for role in argocd-repo-server argocd-application-controller argocd-applicationset-controller \
+        argocd-git-ask-pass; do ln -s argocd "$out/$role"; done ;;
     actionlint)
       go build -trimpath -ldflags "-s -w -X github.com/rhysd/actionlint.version=$ACTIONLINT_VERSION" \
         -o "$out/actionlint" github.com/rhysd/actionlint/cmd/actionlint ;;
@@ -297,6 +329,7 @@ build() {
     k8s) log "  Kubernetes: about 7 minutes on 2 cores with a warm module download, more when cold" ;;
     pulumi) log "  Pulumi CLI: about 6 minutes on 2 cores" ;;
     pulumi-kubernetes) log "  Pulumi Kubernetes provider: about 10 minutes on 2 cores, ~4.3 GB of memory" ;;
+    argocd) log "  Argo CD: about 7 minutes on 2 cores with a warm module download, more when cold" ;;
     k8s-node) log "  kubelet + kube-proxy: about 4 minutes on 2 cores after the control plane" ;;
     otelcol) log "  OpenTelemetry Collector: about 5 minutes on 2 cores" ;;
   esac

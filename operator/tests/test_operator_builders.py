@@ -228,6 +228,37 @@ def test_the_console_sign_in_settings_reach_the_api() -> None:
     assert settings["ASSISTENTE_OIDC_SUPERVISOR_ROLE"] == "supervisor"
 
 
+def test_placement_puts_application_and_data_pods_on_their_node_pools() -> None:
+    toleration = {"key": "assistente.digital/pool", "value": "data", "effect": "NoSchedule"}
+    data_pool = {"nodeSelector": {"assistente.digital/pool": "data"}, "tolerations": [toleration]}
+    spec = {
+        "postgres": {"mode": "cloudnativepg"},
+        "placement": {
+            "application": {"nodeSelector": {"assistente.digital/pool": "app"}},
+            "data": data_pool,
+        },
+    }
+    objects = build_children(make_cr(spec))
+    expected_tolerations = [{**toleration, "operator": "Equal"}]
+    for name, template in pod_templates(objects).items():
+        pod = template["spec"]
+        if name == "tjxx-redis":
+            assert pod["nodeSelector"] == {"assistente.digital/pool": "data"}
+            assert pod["tolerations"] == expected_tolerations
+        else:
+            assert pod["nodeSelector"] == {"assistente.digital/pool": "app"}, name
+            assert "tolerations" not in pod, name
+    affinity = by_kind(objects, "Cluster")["tjxx-pg"]["spec"]["affinity"]
+    assert affinity == {
+        "nodeSelector": {"assistente.digital/pool": "data"},
+        "tolerations": expected_tolerations,
+    }
+    # Without placement nothing is pinned (the sample's golden children stay as they are).
+    for template in pod_templates(build_children(make_cr())).values():
+        assert "nodeSelector" not in template["spec"]
+        assert "tolerations" not in template["spec"]
+
+
 def test_redis_persistence_switch() -> None:
     with_pvc = by_kind(build_children(make_cr()), "StatefulSet")["tjxx-redis"]["spec"]
     assert with_pvc["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"] == "1Gi"

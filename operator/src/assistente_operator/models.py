@@ -518,6 +518,35 @@ class RetentionSpec(CRDModel):
     """Days after which personal data in closed conversations is anonymised (0 = at once)."""
 
 
+# --- placement --------------------------------------------------------------------------------
+
+
+class Toleration(CRDModel):
+    """Lets pods run on nodes with a matching taint, as a pod's tolerations do."""
+
+    key: str = Field(max_length=317)
+    """Taint key, e.g. assistente.digital/pool."""
+    operator: Literal["Equal", "Exists"] = "Equal"
+    value: str | None = Field(default=None, max_length=63)
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    """Empty matches every effect."""
+
+
+class PoolPlacement(CRDModel):
+    node_selector: LabelMap = {}
+    """Labels a node must carry, e.g. {assistente.digital/pool: app}."""
+    tolerations: list[Toleration] = Field(default=[], max_length=16)
+
+
+class Placement(CRDModel):
+    """Which nodes run what: a cluster with separate node pools keeps stateful pods apart."""
+
+    application: PoolPlacement = PoolPlacement()
+    """The API, the worker, Rasa and the action server."""
+    data: PoolPlacement = PoolPlacement()
+    """In-cluster Redis and the CloudNativePG instances."""
+
+
 # --- the resource -----------------------------------------------------------------------------
 
 
@@ -560,6 +589,7 @@ class AssistenteDigitalSpec(CRDModel):
     monitoring: MonitoringSpec = MonitoringSpec()
     escalation: EscalationSpec = EscalationSpec()
     retention: RetentionSpec = RetentionSpec()
+    placement: Placement = Placement()
 
     @model_validator(mode="after")
     def _check(self) -> AssistenteDigitalSpec:

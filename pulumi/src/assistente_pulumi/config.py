@@ -124,7 +124,7 @@ class ArgoCdSettings(ConfigModel):
         pattern=r"^(https://|ssh://|git@|file://)",
     )
     target_revision: str = "main"
-    path: str = "argocd"
+    path: str = "argocd/root"
     namespace: DnsLabel = "argocd"
 
 

@@ -32,6 +32,8 @@ CHANNELS: Final = tuple(Channels.model_fields)
 ASSISTANT_KIND: Final = "AssistenteDigital"
 ASSISTANT_API_VERSION: Final = "assistente.digital/v1alpha1"
 OPERATOR_DEPLOYMENT: Final = "assistente-operator"
+OPERATOR_INSTALL: Final = REPO / "operator" / "config" / "default"
+ARGOCD_BOOTSTRAP: Final = REPO / "argocd" / "bootstrap"
 
 
 @dataclass(frozen=True)
@@ -76,12 +78,21 @@ def kustomize_build(directory: Path) -> list[Manifest]:
 
 
 def load_overlay(cloud: Cloud) -> Overlay:
+    """The operator's install base and the cloud's overlay (the court's assistant).
+
+    The overlay also says how its Secrets arrive when Argo CD installs it (External Secrets on
+    the clouds); this stack writes the Secrets itself, so it takes only the Namespace and the
+    AssistenteDigital from it.
+    """
+    install = kustomize_build(OPERATOR_INSTALL)
     documents = kustomize_build(REPO / "overlays" / cloud)
     assistants = [doc for doc in documents if doc["kind"] == ASSISTANT_KIND]
     if len(assistants) != 1:
         raise ConfigError(f"overlays/{cloud} deve ter exatamente um {ASSISTANT_KIND}")
-    definitions = [d for d in documents if d["kind"] in ("Namespace", "CustomResourceDefinition")]
-    operator = [d for d in documents if d not in definitions and d["kind"] != ASSISTANT_KIND]
+    definitions = [
+        d for d in (*install, *documents) if d["kind"] in ("Namespace", "CustomResourceDefinition")
+    ]
+    operator = [d for d in install if d not in definitions]
     return Overlay(definitions=definitions, operator=operator, assistant=assistants[0])
 
 
@@ -267,8 +278,8 @@ def check_secrets(config: StackConfig, refs: SecretRefs) -> None:
 
 
 def argocd_root_application(config: StackConfig) -> Manifest:
-    """`argocd/root-app.yaml` pointed at the stack's repository and revision."""
-    app: Manifest = yaml.safe_load((REPO / "argocd" / "root-app.yaml").read_text())
+    """`argocd/bootstrap/root-app.yaml` pointed at the stack's repository and revision."""
+    app: Manifest = yaml.safe_load((ARGOCD_BOOTSTRAP / "root-app.yaml").read_text())
     settings = config.argocd
     app["metadata"]["namespace"] = settings.namespace
     app["spec"]["source"]["repoURL"] = settings.repo_url
@@ -276,6 +287,39 @@ def argocd_root_application(config: StackConfig) -> Manifest:
     app["spec"]["source"]["path"] = settings.path
     app["spec"]["destination"]["namespace"] = settings.namespace
     return app
+
+
+def argocd_bootstrap_objects(config: StackConfig) -> list[Manifest]:
+    """What the root application needs beside it (docs/gitops.md): its AppProject, and this
+    cluster registered for the ApplicationSet (kind of cluster and revision as labels).
+
+    The health checks of argocd/bootstrap/argocd-cm.yaml go into Argo CD's own argocd-cm, which
+    its install owns: `kubectl apply --server-side -f argocd/bootstrap/argocd-cm.yaml -n argocd`.
+    """
+    settings = config.argocd
+    project: Manifest = yaml.safe_load((ARGOCD_BOOTSTRAP / "project.yaml").read_text())
+    project["metadata"]["namespace"] = settings.namespace
+    project["spec"]["sourceRepos"] = [settings.repo_url]
+    registration: Manifest = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": "cluster-in-cluster",
+            "namespace": settings.namespace,
+            "labels": {
+                "argocd.argoproj.io/secret-type": "cluster",
+                "assistente.digital/overlay": config.cloud,
+                "assistente.digital/revision": settings.target_revision,
+            },
+        },
+        "type": "Opaque",
+        "stringData": {
+            "name": "in-cluster",
+            "server": "https://kubernetes.default.svc",
+            "config": '{"tlsClientConfig":{"insecure":false}}',
+        },
+    }
+    return [project, registration]
 
 
 def postgres_uri(user: str, password: str, host: str, port: int | str, dbname: str) -> str:

@@ -153,7 +153,7 @@ def main() -> None:
             provider=platform.k8s_provider,
             namespace=stack.namespace,
             definitions=[assistant_namespace],
-            operator=[],
+            operator=manifests.argocd_bootstrap_objects(config),
             secrets=secrets,
             assistant=None,
             argocd_application=manifests.argocd_root_application(config),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import sys
 from collections.abc import Sequence
@@ -63,8 +64,11 @@ def cluster_up(args: argparse.Namespace) -> int:
 
 
 def cluster_down(args: argparse.Namespace) -> int:
+    from assistente_testbed import gitops
     from assistente_testbed.operator_runner import stop as stop_operator
 
+    if gitops.running():
+        gitops.down()
     stop_operator()
     cluster = local_cluster()
     cluster.stop()
@@ -111,6 +115,43 @@ def cluster_status(args: argparse.Namespace) -> int:
     return result.returncode
 
 
+def _has_real_node(cluster: KubeCluster) -> bool:
+    nodes = json.loads(cluster.kubectl("get", "nodes", "-o", "json").stdout)["items"]
+    return any(
+        (n["metadata"].get("annotations") or {}).get("kwok.x-k8s.io/node") != "fake" for n in nodes
+    )
+
+
+def gitops_up(args: argparse.Namespace) -> int:
+    from assistente_testbed import gitops
+
+    cluster = local_cluster(real_node=False)
+    if _running(cluster) and _has_real_node(cluster):
+        # With a real node every pod lands there (kwok's nodes are tainted), and it cannot run
+        # the upstream operators' images (nothing is pulled), so the sync waves would never pass.
+        print(
+            "error: make gitops-up runs on kwok nodes only; stop the cluster with a real node "
+            "(make cluster-down), then run make gitops-up again",
+            file=sys.stderr,
+        )
+        return 1
+    args.no_real_node = True
+    cluster_up(args)
+    return gitops.up(cluster)
+
+
+def gitops_down(args: argparse.Namespace) -> int:
+    from assistente_testbed import gitops
+
+    return gitops.down()
+
+
+def gitops_serve(args: argparse.Namespace) -> int:
+    from assistente_testbed import gitops
+
+    return gitops.serve(local_cluster(real_node=False))
+
+
 def up(args: argparse.Namespace) -> int:
     from assistente_testbed.stack import run_local_stack
 
@@ -135,6 +176,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     cluster_commands.add_parser("down", help="stop it").set_defaults(handler=cluster_down)
     cluster_commands.add_parser("status", help="show its nodes").set_defaults(
         handler=cluster_status
+    )
+
+    gitops = commands.add_parser("gitops", help="Argo CD syncing this checkout into the cluster")
+    gitops_commands = gitops.add_subparsers(dest="action", required=True)
+    gitops_start = gitops_commands.add_parser("up", help="start it (and the cluster; idempotent)")
+    gitops_start.add_argument("--nodes", type=int, default=3, help="simulated nodes (default 3)")
+    gitops_start.set_defaults(handler=gitops_up)
+    gitops_commands.add_parser("down", help="stop it").set_defaults(handler=gitops_down)
+    gitops_commands.add_parser("serve", help="run it in the foreground (used by up)").set_defaults(
+        handler=gitops_serve
     )
 
     run = commands.add_parser("up", help="run the whole assistant locally")

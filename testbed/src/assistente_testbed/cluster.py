@@ -53,6 +53,11 @@ THIRD_PARTY_CRDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
             "config/crd/bases/postgresql.cnpg.io_scheduledbackups.yaml",
         ),
     ),
+    "external-secrets": (
+        "github.com/external-secrets/external-secrets",
+        "EXTERNAL_SECRETS_VERSION",
+        ("deploy/crds/bundle.yaml",),
+    ),
     "argo-cd": (
         "github.com/argoproj/argo-cd/v3",
         "ARGOCD_VERSION",

@@ -13,9 +13,11 @@ import yaml
 from assistente_testbed import daemon
 from assistente_testbed.cluster import KubeCluster
 from assistente_testbed.paths import repo_root
-from assistente_testbed.process import ServiceError
+from assistente_testbed.process import ManagedProcess, ServiceError, free_port
 
 OPERATOR = "operator"
+OPERATOR_NAMESPACE = "assistente-operator-system"
+OPERATOR_DEPLOYMENT = "assistente-operator"
 CRD_KUSTOMIZATION = Path("operator") / "config" / "crd"
 CRD_NAME = "assistentesdigitais.assistente.digital"
 
@@ -72,3 +74,55 @@ def install_in_cluster(cluster: KubeCluster, image: str, *, timeout: float = 300
             f"deployment/{deployment['metadata']['name']}", f"--timeout={timeout:.0f}s",
             timeout=timeout + 30,
         )  # fmt: skip
+
+
+class OperatorProcess:
+    """The operator out of cluster, as a process with the cluster's admin kubeconfig.
+
+    kwok nodes run no containers, so the operator Deployment that Argo CD syncs there only
+    looks Available; this process does the reconciling. On a cluster with a real node running
+    the operator's image, `in_cluster_operator_ready()` takes its place.
+    """
+
+    def __init__(self, cluster: KubeCluster, log_path: Path, *, resync_seconds: int = 5) -> None:
+        self.cluster = cluster
+        self.log_path = log_path
+        self.resync_seconds = resync_seconds
+        self._process: ManagedProcess | None = None
+
+    def start(self) -> None:
+        operator = Path(sys.executable).parent / "assistente-operator"
+        env = dict(os.environ, KUBECONFIG=str(self.cluster.kubeconfig))
+        argv = [
+            str(operator),
+            "run",
+            "--resync-seconds",
+            str(self.resync_seconds),
+            "--liveness",
+            f"http://127.0.0.1:{free_port()}/healthz",
+        ]
+        self._process = ManagedProcess("operator", argv, log_path=self.log_path, env=env)
+        self._process.start()
+
+    def check_alive(self) -> None:
+        if self._process is not None:
+            self._process.check_alive()
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.stop()
+            self._process = None
+
+
+def in_cluster_operator_ready(cluster: KubeCluster, namespace: str = OPERATOR_NAMESPACE) -> bool:
+    """The operator's own Deployment is rolled out (meaningful where its pod really runs)."""
+    result = cluster.kubectl(
+        "rollout",
+        "status",
+        f"deployment/{OPERATOR_DEPLOYMENT}",
+        "-n",
+        namespace,
+        "--timeout=1s",
+        check=False,
+    )
+    return result.returncode == 0

@@ -12,6 +12,7 @@ from types import FrameType
 
 import pytest
 
+from assistente_testbed.argocd import ArgoCD
 from assistente_testbed.browser_fixtures import (
     browser,
     console_url,
@@ -29,6 +30,7 @@ from assistente_testbed.redis import RedisServer
 # scope, started only when a test asks).
 __all__ = [
     "app_images",
+    "argocd",
     "browser",
     "console_url",
     "fake_datajud",
@@ -127,3 +129,23 @@ def app_images(request: pytest.FixtureRequest, real_cluster: KubeCluster) -> dic
     images = build.result()
     real_cluster.load_images(images.values())
     return images
+
+
+@pytest.fixture(scope="module")
+def argocd() -> Iterator[ArgoCD]:
+    """Argo CD syncing this checkout's committed HEAD into a cluster of the module's own (Argo CD
+    watches every namespace), registered as `local` and bootstrapped from argocd/bootstrap.
+
+    The cluster (`argocd.cluster`) serves CloudNativePG's CRDs for the operator's database
+    objects; the Prometheus Operator's and our own arrive through Argo CD.
+    """
+    with KubeCluster(third_party_crds=False) as cluster:
+        cluster.install_third_party_crds(["cloudnative-pg"])
+        server = ArgoCD(cluster)
+        try:
+            server.start()
+            server.register_cluster("local", overlay="local", revision="main")
+            server.bootstrap()
+            yield server
+        finally:
+            server.remove()

@@ -16,6 +16,14 @@ TOOLS: dict[str, tuple[str, ...]] = {
     "etcd": ("etcd", "etcdctl"),
     "kwok": ("kwok", "kwokctl"),
     "kustomize": ("kustomize",),
+    # One multi-call binary; the role is picked by the name it is started as.
+    "argocd": (
+        "argocd",
+        "argocd-repo-server",
+        "argocd-application-controller",
+        "argocd-applicationset-controller",
+        "argocd-git-ask-pass",
+    ),
     "actionlint": ("actionlint",),
     "victorialogs": ("victoria-logs",),
     "otelcol": ("assistente-otelcol",),
@@ -46,7 +54,8 @@ def ensure_tools(groups: tuple[str, ...] = tuple(TOOLS)) -> Path:
             link = links / name
             target = source_dir / name
             if link.is_symlink() or link.exists():
-                if link.resolve() == target:
+                # readlink, not resolve(): some targets are themselves links (argocd's roles).
+                if link.is_symlink() and link.readlink() == target:
                     continue
                 link.unlink()
             link.symlink_to(target)

@@ -8,7 +8,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from assistente_operator import API_VERSION, KIND
-from assistente_operator.models import AssistenteDigital, DeletionPolicy, Resources
+from assistente_operator.models import (
+    AssistenteDigital,
+    DeletionPolicy,
+    PoolPlacement,
+    Resources,
+)
 
 Manifest = dict[str, Any]
 
@@ -174,3 +179,15 @@ def tmp_volume() -> tuple[Manifest, Manifest]:
         {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}},
         {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - a private emptyDir, not a shared /tmp
     )
+
+
+def placement(pool: PoolPlacement) -> Manifest:
+    """``nodeSelector`` and ``tolerations`` for a pod spec (nothing when the pool is unset)."""
+    fields: Manifest = {}
+    if pool.node_selector:
+        fields["nodeSelector"] = dict(pool.node_selector)
+    if pool.tolerations:
+        fields["tolerations"] = [
+            t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in pool.tolerations
+        ]
+    return fields

@@ -43,6 +43,8 @@ def cluster(cr: AssistenteDigital) -> Manifest:
     }
     if spec.image_name:
         cluster_spec["imageName"] = spec.image_name
+    if data_nodes := common.placement(cr.spec.placement.data):
+        cluster_spec["affinity"] = data_nodes
     backup = spec.backup
     if backup.enabled and backup.destination_path and backup.credentials_secret_ref:
         secret = backup.credentials_secret_ref.name

@@ -233,6 +233,7 @@ def statefulset(cr: AssistenteDigital) -> Manifest:
                 ],
                 "containers": [redis_container, sentinel_container, _exporter_container(spec)],
                 "volumes": volumes,
+                **common.placement(cr.spec.placement.data),
             },
         },
     }

@@ -378,6 +378,7 @@ def deployment(cr: AssistenteDigital, component: Component) -> Manifest:
                 **({"initContainers": init_containers} if init_containers else {}),
                 "containers": [container],
                 "volumes": [tmp_vol, *cfg_vols],
+                **common.placement(cr.spec.placement.application),
             },
         },
     }
