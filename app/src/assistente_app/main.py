@@ -21,8 +21,8 @@ from assistente_app.channels.registry import CHANNELS, enabled_channels
 from assistente_app.console import router as console
 from assistente_app.core import metrics
 from assistente_app.core.logging import configure_logging
-from assistente_app.escalation.router import router as agent_router
 from assistente_app.escalation.catalog import RESOLUTION_CODES
+from assistente_app.escalation.router import router as agent_router
 from assistente_app.escalation.router import stop_live_board
 from assistente_app.lgpd.router import router as lgpd_router
 from assistente_app.ops.queues import router as queue_router

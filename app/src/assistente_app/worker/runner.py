@@ -194,7 +194,9 @@ async def sample_level2(ctx: WorkerContext) -> None:
                     m.Conversation.status,
                     func.count(),
                     # A transfer restarts the wait (as for maxWaitMinutes): the new team's line.
-                    func.min(func.coalesce(m.Conversation.wait_started_at, m.Conversation.queued_at)),
+                    func.min(
+                        func.coalesce(m.Conversation.wait_started_at, m.Conversation.queued_at)
+                    ),
                 )
                 .where(m.Conversation.status.in_((m.QUEUED, m.HUMAN)))
                 .group_by(m.Conversation.team, m.Conversation.status)
