@@ -32,6 +32,7 @@ from pathlib import Path
 
 import yaml
 
+from assistente_testbed import progress
 from assistente_testbed.netns import create_netns, delete_netns, ip_in, netns_path
 from assistente_testbed.pki import issue_client_cert, write_kubeconfig
 from assistente_testbed.process import ManagedProcess, ServiceError, free_port, wait_until
@@ -86,7 +87,7 @@ def cni_plugin_dir() -> Path:
 
 
 def _log(message: str) -> None:
-    print(f"[node] {message}", file=sys.stderr, flush=True)
+    progress.report("node", message)
 
 
 class RealNode:

@@ -12,6 +12,7 @@ from types import FrameType
 
 import pytest
 
+from assistente_testbed import progress
 from assistente_testbed.browser_fixtures import (
     browser,
     console_url,
@@ -42,6 +43,9 @@ __all__ = [
     "screenshots",
 ]
 IMAGE_BUILD = pytest.StashKey[BackgroundBuild]()
+
+# Imported (through `-p`) before pytest captures descriptor 2: long steps stay visible.
+progress.keep_terminal()
 
 
 def _terminate_as_interrupt(signum: int, frame: FrameType | None) -> None:
