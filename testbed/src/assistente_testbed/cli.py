@@ -5,22 +5,24 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from assistente_testbed.cluster import KubeCluster
+from assistente_testbed.images import BuiltImage
 from assistente_testbed.paths import state_dir
 from assistente_testbed.process import ServiceError
 
 LOCAL_CLUSTER_NAME = "assistente"
 
 
-def local_cluster(*, real_node: bool = True) -> KubeCluster:
+def local_cluster(*, real_node: bool = True, node_images: Iterable[BuiltImage] = ()) -> KubeCluster:
     """The long-lived cluster of `make cluster`, with its kubeconfig at .local/kubeconfig."""
     return KubeCluster(
         name=LOCAL_CLUSTER_NAME,
         workdir=state_dir() / "kwok",
         kubeconfig=state_dir() / "kubeconfig",
         real_node=real_node,
+        node_images=node_images,
     )
 
 
@@ -34,10 +36,14 @@ def cluster_up(args: argparse.Namespace) -> int:
     from assistente_testbed.images import APP_IMAGES, ensure_images
     from assistente_testbed.operator_runner import install_and_run, install_in_cluster
 
-    cluster = local_cluster(real_node=not args.no_real_node)
+    real_node = not args.no_real_node
+    cluster = local_cluster(real_node=real_node)
     if _running(cluster):
         print(f"cluster '{cluster.name}' is already running; kubeconfig: {cluster.kubeconfig}")
         return 0
+    # Built first (minutes the first time), so the node starts with them in its runtime.
+    images = ensure_images(APP_IMAGES) if real_node else {}
+    cluster = local_cluster(real_node=real_node, node_images=images.values())
     node = " and a real node (containerd, kubelet, kube-proxy, CoreDNS)" if cluster.node else ""
     print(
         f"starting cluster '{cluster.name}' (etcd, kube-apiserver, controller-manager, "
@@ -48,8 +54,6 @@ def cluster_up(args: argparse.Namespace) -> int:
     try:
         cluster.start()
         if cluster.node is not None:
-            images = ensure_images(APP_IMAGES)
-            cluster.load_images(images.values())
             install_in_cluster(cluster, images["operator"].ref)
             print("operator running as a pod (namespace assistente-operator-system)")
     except BaseException:

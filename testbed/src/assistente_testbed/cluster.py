@@ -102,6 +102,7 @@ class KubeCluster:
         nodes: int = 3,
         third_party_crds: bool = True,
         real_node: bool = False,
+        node_images: Iterable[BuiltImage] = (),
     ) -> None:
         self.name = name or f"ad-{uuid.uuid4().hex[:8]}"
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="assistente-kwok-"))
@@ -114,6 +115,9 @@ class KubeCluster:
         self.apiserver_port = 0
         self.node_join_seconds: float | None = None
         self.node: RealNode | None = RealNode(self.workdir / "node") if real_node else None
+        # In the real node's runtime from its start, besides its own pause and CoreDNS images
+        # (cheap: hard links to a store shared by the machine's nodes, see image_store.py).
+        self.node_images = tuple(node_images)
 
     # -- commands -------------------------------------------------------------------------
     def _env(self) -> dict[str, str]:
@@ -289,7 +293,7 @@ class KubeCluster:
             pki_dir=self.workdir / "clusters" / self.name / "pki",
             apiserver_port=self.apiserver_port,
             pause_image=images["pause"].ref,
-            images=[image.archive for image in images.values()],
+            images=[*images.values(), *self.node_images],
         )
 
         def node_ready() -> bool:
@@ -313,10 +317,11 @@ class KubeCluster:
         return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
     def load_images(self, images: Iterable[BuiltImage]) -> None:
-        """Puts images into the real node's runtime (pods use imagePullPolicy IfNotPresent)."""
+        """Puts images into the real node's runtime (pods use imagePullPolicy IfNotPresent);
+        those already there (e.g. passed as `node_images`) are skipped."""
         if self.node is None:
             raise ServiceError("this cluster has no real node to load images into")
-        self.node.load_images([image.archive for image in images])
+        self.node.load_images(list(images))
 
     def _protect_credentials(self) -> None:
         # kwokctl writes private keys and the admin kubeconfig world-readable; only we need them.
