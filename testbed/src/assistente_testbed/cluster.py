@@ -249,6 +249,8 @@ class KubeCluster:
         if self.node is not None:
             node_images = ensure_images(NODE_IMAGES)
             self.node.prepare()
+            # Before the control plane: the first time for a set of images this makes the store.
+            self.node.seed_runtime([*node_images.values(), *self.node_images])
             self.node.start_relay(self.apiserver_port)
         config = self._write_config()
         self._kwokctl(
@@ -293,7 +295,6 @@ class KubeCluster:
             pki_dir=self.workdir / "clusters" / self.name / "pki",
             apiserver_port=self.apiserver_port,
             pause_image=images["pause"].ref,
-            images=[*images.values(), *self.node_images],
         )
 
         def node_ready() -> bool:

@@ -247,22 +247,18 @@ class RealNode:
         return path
 
     # -- 2. runtime, kubelet, kube-proxy ----------------------------------------------------
-    def start(
-        self,
-        *,
-        pki_dir: Path,
-        apiserver_port: int,
-        pause_image: str,
-        images: Sequence[BuiltImage],
-    ) -> None:
-        """`images` are in the runtime from the start: its root is hard links to the machine's
-        containerd store of that set of images (image_store.py), made the first time."""
-        start = time.monotonic()
-        self._make_cgroup()
-        self._start_holder()
+    def seed_runtime(self, images: Sequence[BuiltImage]) -> None:
+        """The runtime's root directory, holding `images` when containerd starts: hard links to
+        the machine's containerd store of that set of images (image_store.py), made the first
+        time. Call it once, before `start()`; `load_images` adds more later (slowly)."""
         root = self.dir / "containerd" / "root"
         if not root.exists():
             seed_root(images, root)
+
+    def start(self, *, pki_dir: Path, apiserver_port: int, pause_image: str) -> None:
+        start = time.monotonic()
+        self._make_cgroup()
+        self._start_holder()
         self._start_containerd(pause_image)
         server = f"https://{self.network.node_ip}:{apiserver_port}"
         self._start_kubelet(pki_dir, server)
