@@ -189,7 +189,14 @@ class RealNode:
         )
 
     def _relay(self, name: str, forward: str) -> None:
+        """A relay process for `forward`; one already running for it is kept, so publishing
+        the same port again (e.g. `make cluster-demo` after `make cluster`) does not cut the
+        connections pods have through it."""
+        spec = self.dir / f"{name}.forward"
+        if self._alive(name) and spec.exists() and spec.read_text() == forward:
+            return
         self._kill(name)
+        spec.write_text(forward)
         ready = self.dir / f"{name}.ready"
         ready.unlink(missing_ok=True)
         argv = [
