@@ -117,7 +117,7 @@ async def test_health_readiness_metrics(harness: Harness) -> None:
     assert (await harness.client.get("/healthz")).json() == {"status": "ok"}
     ready = await harness.client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json()["checks"] == {"database": "ok", "redis": "ok"}
+    assert ready.json()["checks"] == {"database": "ok", "redis": "ok", "events": "ok"}
     conversation_id, token, _ = await harness.open_conversation()
     await harness.post_message(conversation_id, token, "olá")
     text = (await harness.client.get("/metrics")).text

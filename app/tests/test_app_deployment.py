@@ -20,11 +20,13 @@ from assistente_app.conversations import service as conversation_service
 from assistente_app.lgpd.service import ANONYMIZED_TEXT
 from assistente_app.settings import Settings
 from assistente_app.worker.runner import retention_once
+from assistente_testbed.process import free_port
+from assistente_testbed.redis import RedisServer
 from pydantic import ValidationError
 from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from .conftest import Harness, SettingsFactory, running_app
+from .conftest import Harness, SettingsFactory, running_app, wait_for
 
 
 def assert_error(response: Any, status: int, code: str) -> None:
@@ -234,3 +236,24 @@ def test_production_refuses_to_start_without_what_it_needs() -> None:
         oidc_jwks_url="https://sso/certs",
     )
     assert complete.environment == "production"
+
+
+async def test_the_api_starts_before_redis_and_is_ready_once_it_answers(
+    make_settings: SettingsFactory, oidc: Any, tmp_path: Path
+) -> None:
+    """Pods start in any order: an API whose Redis does not answer yet (a Sentinel still
+    electing its primary on a fresh deployment) starts, says it is not ready, and serves once
+    Redis answers, instead of crashing into a restart back-off."""
+    port = free_port()
+    settings = make_settings(redis_url=f"redis://127.0.0.1:{port}/0")
+    async with running_app(settings, oidc) as early:
+        not_ready = await early.client.get("/readyz")
+        assert not_ready.status_code == 503
+        assert not_ready.json()["checks"]["redis"].startswith("error")
+        with RedisServer(tmp_path / "late-redis", port=port):
+
+            async def ready() -> bool:
+                return (await early.client.get("/readyz")).status_code == 200
+
+            await wait_for(ready, within=30)
+            await early.open_conversation()

@@ -3,10 +3,12 @@ documentation of the keys and the example stacks stay true to the code."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 import yaml
+from assistente_pulumi import automation
 from assistente_pulumi import config as stack_config
 from conftest import (
     PULUMI_DIR,
@@ -187,3 +189,45 @@ def test_example_stacks_hold_secrets_only_as_secure_values(stack: str) -> None:
     expected |= {"redisPassword"} if stack == "aws" else set()
     assert set(secure_keys(stack)) == expected
     assert "encryptionsalt" in document
+
+
+def test_the_local_cluster_stack_takes_the_real_nodes_images_and_database(tmp_path: Any) -> None:
+    """`make pulumi-up STACK=onprem` after `make cluster`: every image the resource and the
+    operator run is one the node holds, and the database is the one its pods reach; the local
+    sizing stays (merge patch, not replacement)."""
+    password = tmp_path / "password"
+    password.write_text("senha-do-banco-local-0123\n")
+    images = {
+        name: f"localhost/assistente-digital/{name}:0123abcd"
+        for name in ("api", "worker", "rasa", "actions", "operator", "redis")
+    }
+    info = tmp_path / "local-cluster.json"
+    info.write_text(
+        json.dumps(
+            {
+                "kubeconfig": str(tmp_path / "kubeconfig"),
+                "images": images,
+                "postgres": {
+                    "host": "10.244.0.1",
+                    "port": 5432,
+                    "dbname": "assistente",
+                    "user": "postgres",
+                    "passwordFile": str(password),
+                },
+            }
+        )
+    )
+    values = automation.LocalCluster.from_info(info, tmp_path / "state").prepare()
+    assert values["operatorImage"] == images["operator"]
+    spec = values["assistantSpec"]
+    assert spec["api"]["image"] == images["api"]
+    assert spec["api"]["autoscaling"]["maxReplicas"] == 12
+    assert spec["worker"]["image"] == images["worker"]
+    assert spec["nlu"]["image"] == images["rasa"]
+    assert spec["nlu"]["replicas"] == 1
+    assert spec["actions"]["image"] == images["actions"]
+    assert spec["redis"]["inCluster"]["image"] == images["redis"]
+    assert spec["redis"]["inCluster"]["persistence"] == {"enabled": False}
+    assert values["externalPostgres"]["host"] == "10.244.0.1"
+    assert values["postgresPassword"] == "senha-do-banco-local-0123"
+    assert values["kubeconfig"] == str(tmp_path / "kubeconfig")

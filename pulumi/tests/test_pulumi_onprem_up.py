@@ -3,29 +3,27 @@
 
 The CLI and the Kubernetes provider are built from the Go module proxy (hack/build-tools.sh),
 state goes to a file backend in a temporary directory and secrets to a passphrase provider.
-The local nodes are simulated by kwok, so no container runs there: the operator runs beside the
-test as a real process (as in the operator's own end-to-end tests) while Pulumi still creates
-its Deployment, RBAC and CRD. On a real node the in-cluster Deployment takes over (see
-docs/pulumi.md).
+Everything the stack creates runs for real on the test bed's real node: the operator is the
+Deployment Pulumi creates (its image built here, under the ServiceAccount and RBAC Pulumi
+creates), and the assistant it reconciles runs as pods whose API migrates and serves from the
+test bed's PostgreSQL, published to the pods at the node's address. `up` returns once the
+resource reports Ready, which the operator only says when every component's pods are Ready.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from assistente_pulumi import automation
 from assistente_testbed.cluster import KubeCluster
+from assistente_testbed.images import BuiltImage
+from assistente_testbed.node import NODE_NAME
 from assistente_testbed.postgres import PostgresServer
-from assistente_testbed.process import ManagedProcess, free_port, wait_until
 from pulumi import automation as auto
 
 pytestmark = pytest.mark.cluster
@@ -35,55 +33,13 @@ NAMESPACE = "assistente-digital"
 OPERATOR_NAMESPACE = "assistente-operator-system"
 CRD = "assistentesdigitais.assistente.digital"
 TIMINGS = REPO / ".local" / "pulumi-onprem-timings.json"
+COMPONENTS = ("api", "worker", "nlu", "actions", "redis")
 
 
 @pytest.fixture(scope="module")
 def tools() -> automation.Tools:
     """The CLI and the provider, built once per version into the shared cache."""
     return automation.Tools.built()
-
-
-@pytest.fixture(scope="module")
-def operator_process(kube_cluster: KubeCluster) -> Iterator[ManagedProcess]:
-    """The operator as a real process watching the whole cluster; it starts before the CRD
-    exists and picks it up once Pulumi creates it."""
-    port = free_port()
-    process = ManagedProcess(
-        "operator",
-        [
-            sys.executable,
-            "-m",
-            "assistente_operator",
-            "run",
-            "--resync-seconds",
-            "5",
-            "--liveness",
-            f"http://127.0.0.1:{port}/healthz",
-        ],
-        log_path=REPO / ".local" / "pulumi-operator.log",
-        env={
-            **os.environ,
-            "KUBECONFIG": str(kube_cluster.kubeconfig),
-            "ASSISTENTE_OPERATOR_DISCOVERY_TTL": "1",
-        },
-    )
-    process.start()
-
-    def healthy() -> bool:
-        process.check_alive()
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
-                return True
-        except OSError:
-            return False
-
-    try:
-        wait_until(
-            healthy, timeout=90, what="the operator's liveness endpoint", log_path=process.log_path
-        )
-        yield process
-    finally:
-        process.stop()
 
 
 def get(cluster: KubeCluster, *args: str) -> dict[str, Any] | None:
@@ -109,14 +65,31 @@ def changes(result: auto.UpResult | auto.DestroyResult) -> dict[str, int]:
     return {str(op): count for op, count in (result.summary.resource_changes or {}).items()}
 
 
+def pods_on_the_node(cluster: KubeCluster, namespace: str) -> list[dict[str, Any]]:
+    """The pods of `namespace`, each checked to run on the real node with every container
+    ready (in a container of containerd, not a simulated one)."""
+    found = get(cluster, "pods", "-n", namespace)
+    assert found is not None
+    pods: list[dict[str, Any]] = [
+        p for p in found["items"] if p["metadata"].get("deletionTimestamp") is None
+    ]
+    for pod in pods:
+        assert pod["spec"]["nodeName"] == NODE_NAME, pod["metadata"]["name"]
+        for status in pod["status"]["containerStatuses"]:
+            assert status["ready"], (pod["metadata"]["name"], status["name"])
+            assert status["containerID"].startswith("containerd://")
+    return pods
+
+
 def test_onprem_up_update_and_destroy(
     tools: automation.Tools,
-    kube_cluster: KubeCluster,
+    real_cluster: KubeCluster,
+    app_images: dict[str, BuiltImage],
     postgres_server: PostgresServer,
-    operator_process: ManagedProcess,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    assert real_cluster.node is not None
     build_tools = automation.REPO / "hack" / "build-tools.sh"
     kustomize_dir = subprocess.run(
         [str(build_tools), "--bin-dir", "kustomize"], check=True, capture_output=True, text=True
@@ -124,15 +97,16 @@ def test_onprem_up_update_and_destroy(
     monkeypatch.setenv("KUSTOMIZE", f"{kustomize_dir}/kustomize")
     postgres_server.create_database("assistente")
     local = automation.LocalCluster(
-        kubeconfig=kube_cluster.kubeconfig,
+        kubeconfig=real_cluster.kubeconfig,
         root=tmp_path,
         postgres={
-            "host": postgres_server.host,
-            "port": postgres_server.port,
+            "host": real_cluster.node.publish_host_port(postgres_server.port, 5432),
+            "port": 5432,
             "dbname": "assistente",
             "user": postgres_server.user,
         },
-        postgres_password=postgres_server.password or "senha-local-0123456789",
+        postgres_password=postgres_server.password,
+        images={name: image.ref for name, image in app_images.items()},
     )
     stack = local.stack(tools)
     timings: dict[str, float] = {}
@@ -150,20 +124,28 @@ def test_onprem_up_update_and_destroy(
     timings["up"] = time.monotonic() - started
     created = changes(first)
     assert created.get("create", 0) >= 10, created
-    assistant = get(kube_cluster, CRD, "tjxx", "-n", NAMESPACE)
+    assistant = get(real_cluster, CRD, "tjxx", "-n", NAMESPACE)
     assert assistant is not None
     assert condition(assistant, "Ready")["status"] == "True"
     assert assistant["status"]["observedGeneration"] == assistant["metadata"]["generation"]
-    deployment = get(kube_cluster, "deployment", "assistente-operator", "-n", OPERATOR_NAMESPACE)
-    assert deployment is not None
-    assert get(kube_cluster, "clusterrole", "assistente-operator") is not None
-    secret = get(kube_cluster, "secret", "tjxx-postgres", "-n", NAMESPACE)
+    # The operator that reconciled it is the pod of Pulumi's Deployment, under its own
+    # ServiceAccount, and the assistant runs in containers on the real node.
+    [operator] = pods_on_the_node(real_cluster, OPERATOR_NAMESPACE)
+    assert operator["spec"]["serviceAccountName"] == "assistente-operator"
+    assert operator["spec"]["containers"][0]["image"] == app_images["operator"].ref
+    components = {
+        p["metadata"]["labels"].get("app.kubernetes.io/component")
+        for p in pods_on_the_node(real_cluster, NAMESPACE)
+    }
+    assert set(COMPONENTS) <= components, components
+    assert get(real_cluster, "clusterrole", "assistente-operator") is not None
+    secret = get(real_cluster, "secret", "tjxx-postgres", "-n", NAMESPACE)
     assert secret is not None
     assert set(secret["data"]) == {"uri", "ro-uri", "host", "port", "dbname", "user", "password"}
-    datajud = get(kube_cluster, "secret", "tjxx-datajud", "-n", NAMESPACE)
+    datajud = get(real_cluster, "secret", "tjxx-datajud", "-n", NAMESPACE)
     assert datajud is not None
     assert set(datajud["data"]) == {"apiKey"}
-    hpa = get(kube_cluster, "hpa", "tjxx-api", "-n", NAMESPACE)
+    hpa = get(real_cluster, "hpa", "tjxx-api", "-n", NAMESPACE)
     assert hpa is not None
     assert hpa["spec"]["maxReplicas"] == 12  # from Pulumi.onprem.yaml's assistantSpec
 
@@ -183,13 +165,13 @@ def test_onprem_up_update_and_destroy(
     timings["update"] = time.monotonic() - started
     assert changes(third).get("update") == 1, changes(third)
     assert set(changes(third)) == {"update", "same"}, changes(third)
-    updated = get(kube_cluster, CRD, "tjxx", "-n", NAMESPACE)
+    updated = get(real_cluster, CRD, "tjxx", "-n", NAMESPACE)
     assert updated is not None
     assert updated["metadata"]["uid"] == uid  # in place, not replaced
     assert updated["spec"]["api"]["autoscaling"]["maxReplicas"] == 20
     assert condition(updated, "Ready")["status"] == "True"
     assert updated["status"]["observedGeneration"] == updated["metadata"]["generation"]
-    hpa = get(kube_cluster, "hpa", "tjxx-api", "-n", NAMESPACE)
+    hpa = get(real_cluster, "hpa", "tjxx-api", "-n", NAMESPACE)
     assert hpa is not None
     assert hpa["spec"]["maxReplicas"] == 20
 
@@ -198,11 +180,11 @@ def test_onprem_up_update_and_destroy(
     gone = stack.destroy(on_output=record)
     timings["destroy"] = time.monotonic() - started
     assert changes(gone).get("delete", 0) == created["create"], changes(gone)
-    assert get(kube_cluster, "crd", CRD) is None
-    assert get(kube_cluster, "namespace", NAMESPACE) is None
-    assert get(kube_cluster, "namespace", OPERATOR_NAMESPACE) is None
-    assert get(kube_cluster, "clusterrole", "assistente-operator") is None
-    assert get(kube_cluster, "clusterrolebinding", "assistente-operator") is None
+    assert get(real_cluster, "crd", CRD) is None
+    assert get(real_cluster, "namespace", NAMESPACE) is None
+    assert get(real_cluster, "namespace", OPERATOR_NAMESPACE) is None
+    assert get(real_cluster, "clusterrole", "assistente-operator") is None
+    assert get(real_cluster, "clusterrolebinding", "assistente-operator") is None
     state = stack.export_stack().deployment or {}
     assert state.get("resources") in (None, [])
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -9,6 +10,7 @@ from assistente_contract import TEAMS
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
+from redis.exceptions import RedisError
 
 from assistente_app import __version__
 from assistente_app.api.errors import install_error_handlers
@@ -32,6 +34,8 @@ from assistente_app.realtime.hub import EventHub
 from assistente_app.runtime import build_resources, close_resources
 from assistente_app.settings import Settings, get_settings
 
+log = logging.getLogger(__name__)
+
 
 def _operation_id(route: APIRoute) -> str:
     return f"{route.tags[0]}-{route.name}" if route.tags else route.name
@@ -48,7 +52,13 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         resources.enabled_channels = enabled_channels(settings)
         app.state.resources = resources
         try:
-            await resources.queues.ensure_groups()
+            try:
+                await resources.queues.ensure_groups()
+            except RedisError as exc:
+                # Pods start in any order, and a fresh Sentinel has no primary for a while:
+                # crashing here would only add a restart back-off. /readyz says Redis is not
+                # there yet, and the workers create the groups when they connect.
+                log.warning("Redis not answering at start-up: %s", type(exc).__name__)
             resources.hub = EventHub(resources.redis, settings.queue_prefix)
             await resources.hub.start()
             yield

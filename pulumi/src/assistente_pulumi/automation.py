@@ -22,6 +22,7 @@ import yaml
 from pulumi import automation as auto
 
 from assistente_pulumi.config import PROJECT, SECRET_KEYS
+from assistente_pulumi.manifests import merge_patch
 from assistente_pulumi.program import main as program
 
 PULUMI_DIR: Final = Path(__file__).resolve().parents[2]
@@ -167,6 +168,15 @@ def set_config(target: auto.Stack, values: Mapping[str, Any]) -> None:
 
 # --- the local test cluster ---------------------------------------------------------------
 
+# Where each component of the resource takes its image from, by the test bed's image names.
+LOCAL_IMAGE_FIELDS: Final = {
+    "api": ("api", "image"),
+    "worker": ("worker", "image"),
+    "rasa": ("nlu", "image"),
+    "actions": ("actions", "image"),
+    "redis": ("redis", "inCluster", "image"),
+}
+
 
 @dataclass(frozen=True)
 class LocalCluster:
@@ -178,6 +188,37 @@ class LocalCluster:
     postgres: Mapping[str, Any] | None = None
     """externalPostgres of a real server, e.g. the test bed's; placeholder values otherwise."""
     postgres_password: str | None = None
+    images: Mapping[str, str] | None = None
+    """The images in the real node's runtime (test bed name -> reference): the operator's and
+    every component's. Without them the upstream images are named, which only kwok's simulated
+    nodes "run"."""
+
+    @classmethod
+    def from_info(cls, info_file: Path, root: Path) -> LocalCluster:
+        """The cluster `make cluster` describes in .local/local-cluster.json: its kubeconfig,
+        the images its node holds and the PostgreSQL its pods reach."""
+        info = json.loads(info_file.read_text())
+        postgres = dict(info["postgres"])
+        password = Path(postgres.pop("passwordFile")).read_text().strip()
+        return cls(
+            kubeconfig=Path(info["kubeconfig"]),
+            root=root,
+            postgres=postgres,
+            postgres_password=password,
+            images=info["images"],
+        )
+
+    def image_patch(self) -> dict[str, Any]:
+        """assistantSpec's images from `images` (a JSON merge patch)."""
+        patch: dict[str, Any] = {}
+        for name, path in LOCAL_IMAGE_FIELDS.items():
+            if self.images is None or name not in self.images:
+                continue
+            node = patch
+            for key in path[:-1]:
+                node = node.setdefault(key, {})
+            node[path[-1]] = self.images[name]
+        return patch
 
     @property
     def backend(self) -> Backend:
@@ -201,6 +242,10 @@ class LocalCluster:
         overrides = yaml.safe_load((PULUMI_DIR / "local" / f"{name}.yaml").read_text())
         values.update(overrides["config"])
         values["kubeconfig"] = str(self.kubeconfig)
+        if self.images is not None:
+            values["operatorImage"] = self.images["operator"]
+            spec = values.get("assistantSpec", {})
+            values["assistantSpec"] = merge_patch(spec, self.image_patch())
         if self.postgres is not None:
             values["externalPostgres"] = dict(self.postgres)
         values["postgresPassword"] = self.postgres_password or secrets.token_urlsafe(24)

@@ -3,6 +3,10 @@
     assistente-pulumi up --stack aws-tjxx-prod          # Pulumi.aws-tjxx-prod.yaml in pulumi/
     assistente-pulumi up --stack onprem --local-cluster  # the local test cluster (make cluster)
 
+With --local-cluster the stack runs against `make cluster`: the operator and the assistant as
+pods on its real node, from the images it holds, with the PostgreSQL it publishes to the pods
+(all read from .local/local-cluster.json).
+
 State goes to $PULUMI_BACKEND_URL when set (an S3/Azure Blob/GCS bucket for real courts),
 else to .local/pulumi/ in the checkout; the passphrase comes from $PULUMI_CONFIG_PASSPHRASE or,
 for the local cluster, from a random file next to the state.
@@ -24,9 +28,13 @@ LOCAL_ROOT = automation.REPO / ".local" / "pulumi"
 
 def _stack(args: argparse.Namespace, tools: automation.Tools) -> auto.Stack:
     if args.local_cluster:
-        local = automation.LocalCluster(
-            kubeconfig=Path(args.kubeconfig).resolve(), root=LOCAL_ROOT / args.stack
-        )
+        root = LOCAL_ROOT / args.stack
+        info = Path(args.local_cluster_info)
+        if info.exists():
+            # A cluster with a real node: its images, and a PostgreSQL its pods reach.
+            local = automation.LocalCluster.from_info(info, root)
+        else:
+            local = automation.LocalCluster(kubeconfig=Path(args.kubeconfig).resolve(), root=root)
         return local.stack(tools, args.stack)
     backend = automation.Backend.under(LOCAL_ROOT / args.stack)
     return automation.stack(args.stack, tools=tools, backend=backend, ambient=True)
@@ -48,7 +56,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--kubeconfig",
         default=str(automation.REPO / ".local" / "kubeconfig"),
-        help="kubeconfig of the local cluster (with --local-cluster)",
+        help="kubeconfig of the local cluster (with --local-cluster and no --local-cluster-info)",
+    )
+    parser.add_argument(
+        "--local-cluster-info",
+        default=str(automation.REPO / ".local" / "local-cluster.json"),
+        help="what `make cluster` wrote about its real node: kubeconfig, images, PostgreSQL "
+        "(with --local-cluster; used when the file exists)",
     )
     args = parser.parse_args(argv)
 

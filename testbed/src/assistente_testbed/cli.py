@@ -1,4 +1,11 @@
-"""`assistente-testbed`: the local services behind `make cluster` and `make up`."""
+"""`assistente-testbed`: the local services behind `make cluster` and `make up`.
+
+`make cluster` (with its real node) also leaves, for the tools that deploy onto it
+(`make cluster-demo`, `make pulumi-up STACK=onprem`), a PostgreSQL the pods reach at the node's
+address, and `.local/local-cluster.json`: the kubeconfig, the images in the node's runtime
+(component -> reference) and that PostgreSQL (host and port as pods see them, a database for
+the tools, the superuser and the file holding its password).
+"""
 
 from __future__ import annotations
 
@@ -6,22 +13,40 @@ import argparse
 import json
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from types import FrameType
 
 from assistente_testbed.cluster import KubeCluster
+from assistente_testbed.images import BuiltImage
 from assistente_testbed.paths import state_dir
+from assistente_testbed.postgres import PostgresServer
 from assistente_testbed.process import ServiceError
 
 LOCAL_CLUSTER_NAME = "assistente"
+# The database `make cluster` creates for tools that deploy an assistant (Pulumi's onprem stack).
+TOOLS_DATABASE = "assistente"
+POSTGRES_NODE_PORT = 5432
 
 
-def local_cluster(*, real_node: bool = True) -> KubeCluster:
+def local_cluster_info() -> Path:
+    """What `make cluster` tells the tools that deploy onto it (see the module's docstring)."""
+    return state_dir() / "local-cluster.json"
+
+
+def cluster_postgres() -> PostgresServer:
+    """The PostgreSQL of `make cluster` (kept across commands, its data under .local/)."""
+    return PostgresServer(base_dir=state_dir() / "cluster-postgres")
+
+
+def local_cluster(*, real_node: bool = True, node_images: Iterable[BuiltImage] = ()) -> KubeCluster:
     """The long-lived cluster of `make cluster`, with its kubeconfig at .local/kubeconfig."""
     return KubeCluster(
         name=LOCAL_CLUSTER_NAME,
         workdir=state_dir() / "kwok",
         kubeconfig=state_dir() / "kubeconfig",
         real_node=real_node,
+        node_images=node_images,
     )
 
 
@@ -35,10 +60,14 @@ def cluster_up(args: argparse.Namespace) -> int:
     from assistente_testbed.images import APP_IMAGES, ensure_images
     from assistente_testbed.operator_runner import install_and_run, install_in_cluster
 
-    cluster = local_cluster(real_node=not args.no_real_node)
+    real_node = not args.no_real_node
+    cluster = local_cluster(real_node=real_node)
     if _running(cluster):
         print(f"cluster '{cluster.name}' is already running; kubeconfig: {cluster.kubeconfig}")
         return 0
+    # Built first (minutes the first time), so the node starts with them in its runtime.
+    images = ensure_images(APP_IMAGES) if real_node else {}
+    cluster = local_cluster(real_node=real_node, node_images=images.values())
     node = " and a real node (containerd, kubelet, kube-proxy, CoreDNS)" if cluster.node else ""
     print(
         f"starting cluster '{cluster.name}' (etcd, kube-apiserver, controller-manager, "
@@ -46,21 +75,44 @@ def cluster_up(args: argparse.Namespace) -> int:
         flush=True,
     )
     cluster.nodes = args.nodes
+    postgres = cluster_postgres()
     try:
         cluster.start()
         if cluster.node is not None:
-            images = ensure_images(APP_IMAGES)
-            cluster.load_images(images.values())
             install_in_cluster(cluster, images["operator"].ref)
             print("operator running as a pod (namespace assistente-operator-system)")
+            postgres.start()
+            postgres.detach()
+            postgres.ensure_database(TOOLS_DATABASE)
+            host = cluster.node.publish_host_port(postgres.port, POSTGRES_NODE_PORT)
+            _write_info(cluster, images, postgres, host)
+            print(f"PostgreSQL for the pods at {host}:{POSTGRES_NODE_PORT}")
     except BaseException:
         cluster.stop()
+        postgres.stop_detached()
         raise
     if cluster.node is None:
         install_and_run(cluster)
     print(f"ready. kubectl --kubeconfig {cluster.kubeconfig} get nodes")
     print("deploy the assistant on it: make cluster-demo; stop it all: make cluster-down")
     return 0
+
+
+def _write_info(
+    cluster: KubeCluster, images: Mapping[str, BuiltImage], postgres: PostgresServer, host: str
+) -> None:
+    info = {
+        "kubeconfig": str(cluster.kubeconfig),
+        "images": {name: image.ref for name, image in sorted(images.items())},
+        "postgres": {
+            "host": host,
+            "port": POSTGRES_NODE_PORT,
+            "dbname": TOOLS_DATABASE,
+            "user": postgres.user,
+            "passwordFile": str(postgres.password_file),
+        },
+    }
+    local_cluster_info().write_text(json.dumps(info, indent=2) + "\n")
 
 
 def cluster_down(args: argparse.Namespace) -> int:
@@ -72,7 +124,10 @@ def cluster_down(args: argparse.Namespace) -> int:
     stop_operator()
     cluster = local_cluster()
     cluster.stop()
+    if cluster_postgres().stop_detached():
+        print("PostgreSQL stopped (its data stays in .local/cluster-postgres)")
     cluster.kubeconfig.unlink(missing_ok=True)
+    local_cluster_info().unlink(missing_ok=True)
     print(f"cluster '{cluster.name}' stopped")
     return 0
 
@@ -81,27 +136,30 @@ def cluster_demo(args: argparse.Namespace) -> int:
     """The assistant deployed by the operator on the real node, until Ctrl-C."""
     from assistente_testbed.images import APP_IMAGES, ensure_images
     from assistente_testbed.local_assistant import LocalAssistant
-    from assistente_testbed.postgres import PostgresServer
 
     cluster = local_cluster()
-    if not _running(cluster) or cluster.node is None:
+    if not _running(cluster) or cluster.node is None or not local_cluster_info().exists():
         print("no local cluster with a real node: start it with make cluster", file=sys.stderr)
         return 1
+    postgres = cluster_postgres().attach()
+    # Images changed since `make cluster` (code edited since) are built and added now.
     images = ensure_images(APP_IMAGES)
+    cluster.load_images(images.values())
     assistant = LocalAssistant(cluster, namespace="assistente-digital", name="local")
-    with PostgresServer(base_dir=state_dir() / "cluster-postgres") as postgres:
-        print("deploying the assistant (operator -> pods on the real node) ...", flush=True)
+    print("deploying the assistant (operator -> pods on the real node) ...", flush=True)
+    try:
+        # Again, in case `make pulumi-destroy` removed the one `make cluster` installed.
+        assistant.install_operator(images)
         assistant.deploy(images, postgres)
         url = assistant.api_url()
         print(f"ready in {assistant.figures['custom_resource_to_ready_s']}s.")
         print(f"chat widget (the API Service, through kube-proxy): {url}/")
         print("Ctrl-C removes the assistant (the cluster stays up)")
-        try:
-            signal.pause()
-        except KeyboardInterrupt:
-            pass
-        finally:
-            cluster.kubectl("delete", "namespace", assistant.namespace, "--wait=false", check=False)
+        signal.pause()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        cluster.kubectl("delete", "namespace", assistant.namespace, "--wait=false", check=False)
     return 0
 
 
@@ -158,6 +216,10 @@ def up(args: argparse.Namespace) -> int:
     return run_local_stack(metrics=args.metrics, logs=args.logs)
 
 
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="assistente-testbed", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -203,6 +265,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     run.set_defaults(handler=up)
 
     args = parser.parse_args(argv)
+    # Ctrl-C, and SIGTERM (`kill`, a supervisor) alike, stop a command cleanly: `cluster demo`
+    # removes its assistant, a half-started cluster is torn down. SIGINT is set explicitly: a
+    # shell starting us in the background would have it ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         sys.exit(args.handler(args))
     except ServiceError as error:

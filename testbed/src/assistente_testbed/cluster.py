@@ -90,6 +90,7 @@ class KubeCluster:
         nodes: int = 3,
         third_party_crds: bool = True,
         real_node: bool = False,
+        node_images: Iterable[BuiltImage] = (),
     ) -> None:
         self.name = name or f"ad-{uuid.uuid4().hex[:8]}"
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="assistente-kwok-"))
@@ -102,6 +103,9 @@ class KubeCluster:
         self.apiserver_port = 0
         self.node_join_seconds: float | None = None
         self.node: RealNode | None = RealNode(self.workdir / "node") if real_node else None
+        # In the real node's runtime from its start, besides its own pause and CoreDNS images
+        # (cheap: hard links to a store shared by the machine's nodes, see image_store.py).
+        self.node_images = tuple(node_images)
 
     # -- commands -------------------------------------------------------------------------
     def _env(self) -> dict[str, str]:
@@ -233,6 +237,8 @@ class KubeCluster:
         if self.node is not None:
             node_images = ensure_images(NODE_IMAGES)
             self.node.prepare()
+            # Before the control plane: the first time for a set of images this makes the store.
+            self.node.seed_runtime([*node_images.values(), *self.node_images])
             self.node.start_relay(self.apiserver_port)
         config = self._write_config()
         self._kwokctl(
@@ -277,7 +283,6 @@ class KubeCluster:
             pki_dir=self.workdir / "clusters" / self.name / "pki",
             apiserver_port=self.apiserver_port,
             pause_image=images["pause"].ref,
-            images=[image.archive for image in images.values()],
         )
 
         def node_ready() -> bool:
@@ -301,10 +306,11 @@ class KubeCluster:
         return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
     def load_images(self, images: Iterable[BuiltImage]) -> None:
-        """Puts images into the real node's runtime (pods use imagePullPolicy IfNotPresent)."""
+        """Puts images into the real node's runtime (pods use imagePullPolicy IfNotPresent);
+        those already there (e.g. passed as `node_images`) are skipped."""
         if self.node is None:
             raise ServiceError("this cluster has no real node to load images into")
-        self.node.load_images([image.archive for image in images])
+        self.node.load_images(list(images))
 
     def _protect_credentials(self) -> None:
         # kwokctl writes private keys and the admin kubeconfig world-readable; only we need them.

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
+from assistente_testbed import progress
 from assistente_testbed.paths import cache_root, read_versions, repo_root
 from assistente_testbed.process import ServiceError
 from assistente_testbed.tools import cached_bin_dir
@@ -50,9 +51,8 @@ def images_dir() -> Path:
 
 
 def _log(message: str) -> None:
-    # Straight to the terminal: builds also run in the background of a test session, whose
-    # captured output would hide a build of several minutes.
-    print(f"[images] {message}", file=sys.__stderr__ or sys.stderr, flush=True)
+    # Builds also run in the background of a test session: progress.report reaches the terminal.
+    progress.report("images", message)
 
 
 def _sha256(*parts: bytes) -> str:

@@ -21,9 +21,15 @@ EXPECTED_PODS = {"api": 1, "worker": 2, "nlu": 1, "actions": 1, "redis": 3}
 
 
 def custom_resource(
-    images: dict[str, BuiltImage], *, name: str, namespace: str, postgres_secret: str
+    images: dict[str, BuiltImage],
+    *,
+    name: str,
+    namespace: str,
+    postgres_secret: str,
+    trusted_proxies: list[str],
 ) -> Manifest:
-    """An assistant sized for a 2-core test machine, on the images built here."""
+    """An assistant sized for a 2-core test machine, on the images built here. Requests reach
+    the API through `trusted_proxies` (the node's relay), as they would through an Ingress."""
     small = {
         "requests": {"cpu": "50m", "memory": "128Mi"},
         "limits": {"cpu": "1", "memory": "512Mi"},
@@ -56,7 +62,8 @@ def custom_resource(
                 },
             },
             "postgres": {"mode": "external", "external": {"secretRef": {"name": postgres_secret}}},
-            "ingress": {"enabled": False},
+            # No Ingress: the relay at the node's address stands in for its controller.
+            "ingress": {"enabled": False, "trustedProxies": trusted_proxies},
             # Required in production; nothing here logs an agent in, so the identity provider is
             # a name under .invalid that cluster DNS never resolves.
             "oidc": {
@@ -148,7 +155,11 @@ class LocalAssistant:
         )
         started = time.monotonic()
         resource = custom_resource(
-            images, name=self.name, namespace=self.namespace, postgres_secret=secret
+            images,
+            name=self.name,
+            namespace=self.namespace,
+            postgres_secret=secret,
+            trusted_proxies=[f"{self.node.network.node_ip}/32"],
         )
         self.cluster.apply([resource])
         wait_until(

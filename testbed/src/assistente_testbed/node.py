@@ -27,11 +27,15 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
+from assistente_testbed import progress
+from assistente_testbed.image_store import seed_root
+from assistente_testbed.images import BuiltImage
 from assistente_testbed.netns import create_netns, delete_netns, ip_in, netns_path
 from assistente_testbed.pki import issue_client_cert, write_kubeconfig
 from assistente_testbed.process import ManagedProcess, ServiceError, free_port, wait_until
@@ -86,7 +90,7 @@ def cni_plugin_dir() -> Path:
 
 
 def _log(message: str) -> None:
-    print(f"[node] {message}", file=sys.stderr, flush=True)
+    progress.report("node", message)
 
 
 class RealNode:
@@ -185,7 +189,14 @@ class RealNode:
         )
 
     def _relay(self, name: str, forward: str) -> None:
+        """A relay process for `forward`; one already running for it is kept, so publishing
+        the same port again (e.g. `make cluster-demo` after `make cluster`) does not cut the
+        connections pods have through it."""
+        spec = self.dir / f"{name}.forward"
+        if self._alive(name) and spec.exists() and spec.read_text() == forward:
+            return
         self._kill(name)
+        spec.write_text(forward)
         ready = self.dir / f"{name}.ready"
         ready.unlink(missing_ok=True)
         argv = [
@@ -243,14 +254,19 @@ class RealNode:
         return path
 
     # -- 2. runtime, kubelet, kube-proxy ----------------------------------------------------
-    def start(
-        self, *, pki_dir: Path, apiserver_port: int, pause_image: str, images: list[Path]
-    ) -> None:
+    def seed_runtime(self, images: Sequence[BuiltImage]) -> None:
+        """The runtime's root directory, holding `images` when containerd starts: hard links to
+        the machine's containerd store of that set of images (image_store.py), made the first
+        time. Call it once, before `start()`; `load_images` adds more later (slowly)."""
+        root = self.dir / "containerd" / "root"
+        if not root.exists():
+            seed_root(images, root)
+
+    def start(self, *, pki_dir: Path, apiserver_port: int, pause_image: str) -> None:
         start = time.monotonic()
         self._make_cgroup()
         self._start_holder()
         self._start_containerd(pause_image)
-        self.load_images(images)
         server = f"https://{self.network.node_ip}:{apiserver_port}"
         self._start_kubelet(pki_dir, server)
         self._start_kube_proxy(pki_dir, server)
@@ -396,12 +412,20 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
 
         wait_until(serving, timeout=60, what="containerd", log_path=self.logs / "containerd.log")
 
-    def load_images(self, archives: list[Path]) -> None:
-        """Imports image archives into the node's runtime (no registry is ever asked)."""
-        for archive in archives:
+    def image_refs(self) -> set[str]:
+        """The references of the images in the node's runtime."""
+        return set(self.ctr("images", "list", "--quiet").split())
+
+    def load_images(self, images: Sequence[BuiltImage]) -> None:
+        """Imports images the runtime does not hold yet from their archives (no registry is
+        ever asked). Slow for big images: prefer passing them to `start()`."""
+        present = self.image_refs()
+        for image in images:
+            if image.ref in present:
+                continue
             started = time.monotonic()
-            self.ctr("images", "import", str(archive))
-            _log(f"image loaded: {archive.name} ({time.monotonic() - started:.0f}s)")
+            self.ctr("images", "import", str(image.archive))
+            _log(f"image loaded: {image.archive.name} ({time.monotonic() - started:.0f}s)")
 
     def _start_kubelet(self, pki_dir: Path, server: str) -> None:
         kubelet_dir = self.dir / "kubelet-config"

@@ -61,7 +61,10 @@ class PostgresServer(LocalServer):
             owns_base_dir=base_dir is None,
         )
         self.host = "127.0.0.1"
-        self.port = port or free_port()
+        self.port_file = self.base_dir / "port"
+        # A server kept across commands (`make cluster`) keeps its port too.
+        saved = int(self.port_file.read_text()) if self.port_file.exists() else None
+        self.port = port or saved or free_port()
         self.user = SUPERUSER
         self.fast = fast
         self.max_connections = max_connections
@@ -140,6 +143,7 @@ class PostgresServer(LocalServer):
 
     def start(self, timeout: float = 60.0) -> Self:
         self._initdb()
+        self.port_file.write_text(f"{self.port}\n")
         self.log_path.touch()
         self._chown(self.log_path)
         self._process = ManagedProcess(
@@ -161,6 +165,44 @@ class PostgresServer(LocalServer):
             ready, timeout=timeout, what=f"PostgreSQL on port {self.port}", log_path=self.log_path
         )
         return self
+
+    # -- a server that outlives the command that started it (`make cluster`) ------------------
+    def detach(self) -> None:
+        """Leaves the server running after this process ends; `stop_detached` stops it."""
+        self._process = None
+
+    def _postmaster_pid(self) -> int | None:
+        pid_file = self.data_dir / "postmaster.pid"
+        if not pid_file.exists():
+            return None
+        try:
+            pid = int(pid_file.read_text().split()[0])
+            os.kill(pid, 0)
+        except (IndexError, ValueError, ProcessLookupError):
+            return None
+        return pid
+
+    def attach(self) -> Self:
+        """This object for a server a previous command left running in `base_dir`."""
+        if self._postmaster_pid() is None:
+            raise ServiceError(f"no PostgreSQL running in {self.base_dir}")
+        self.password = self.password_file.read_text().strip()
+        return self
+
+    def stop_detached(self, timeout: float = 30.0) -> bool:
+        """Stops a server left running in `base_dir` (fast shutdown: clients are disconnected,
+        nothing is lost); True if one was running."""
+        pid = self._postmaster_pid()
+        if pid is None:
+            return False
+        os.kill(pid, signal.SIGINT)
+        wait_until(
+            lambda: self._postmaster_pid() is None,
+            timeout=timeout,
+            what=f"PostgreSQL in {self.base_dir} to stop",
+            log_path=self.log_path,
+        )
+        return True
 
     def _psql(
         self, sql: str, *, database: str = "postgres", check: bool = True

@@ -12,6 +12,7 @@ from types import FrameType
 
 import pytest
 
+from assistente_testbed import progress
 from assistente_testbed.argocd import ArgoCD
 from assistente_testbed.browser_fixtures import (
     browser,
@@ -44,6 +45,9 @@ __all__ = [
     "screenshots",
 ]
 IMAGE_BUILD = pytest.StashKey[BackgroundBuild]()
+
+# Imported (through `-p`) before pytest captures descriptor 2: long steps stay visible.
+progress.keep_terminal()
 
 
 def _terminate_as_interrupt(signum: int, frame: FrameType | None) -> None:
@@ -110,10 +114,13 @@ def kube_cluster() -> Iterator[KubeCluster]:
 
 
 @pytest.fixture(scope="session")
-def real_cluster() -> Iterator[KubeCluster]:
+def real_cluster(request: pytest.FixtureRequest) -> Iterator[KubeCluster]:
     """The control plane with one kwok node (tainted) and a real node: containerd, kubelet,
-    kube-proxy and cluster DNS, in network namespaces of the test bed's own."""
-    cluster = KubeCluster(nodes=1, real_node=True)
+    kube-proxy and cluster DNS, in network namespaces of the test bed's own. When the session
+    also uses `app_images`, the node starts with them (waiting for their build)."""
+    build = request.config.stash.get(IMAGE_BUILD, None)
+    images = build.result().values() if build is not None else ()
+    cluster = KubeCluster(nodes=1, real_node=True, node_images=images)
     try:
         cluster.start()
         yield cluster
@@ -124,7 +131,7 @@ def real_cluster() -> Iterator[KubeCluster]:
 @pytest.fixture(scope="session")
 def app_images(request: pytest.FixtureRequest, real_cluster: KubeCluster) -> dict[str, BuiltImage]:
     """The project's images (api, worker, rasa, actions, operator) and Redis, built from their
-    Dockerfiles (cached by content hash) and loaded into the real node's runtime."""
+    Dockerfiles (cached by content hash) and in the real node's runtime."""
     build = request.config.stash.get(IMAGE_BUILD, None) or BackgroundBuild(APP_IMAGES).start()
     images = build.result()
     real_cluster.load_images(images.values())

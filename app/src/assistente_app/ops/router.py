@@ -22,9 +22,11 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", responses={503: {"description": "PostgreSQL ou Redis indisponível"}})
+@router.get(
+    "/readyz", responses={503: {"description": "PostgreSQL, Redis ou os eventos indisponíveis"}}
+)
 async def readyz(resources: ResourcesDep) -> JSONResponse:
-    """Readiness: PostgreSQL (primary) and Redis answer."""
+    """Readiness: PostgreSQL (primary) and Redis answer, and Redis' events reach this process."""
     checks: dict[str, Any] = {}
     try:
         async with resources.db.writer.connect() as connection:
@@ -37,6 +39,9 @@ async def readyz(resources: ResourcesDep) -> JSONResponse:
         checks["redis"] = "ok"
     except Exception as exc:
         checks["redis"] = f"error: {type(exc).__name__}"
+    if resources.hub is not None:
+        # Replies reach WebSockets and pending calls through this subscription.
+        checks["events"] = "ok" if resources.hub.subscribed else "error: not subscribed"
     ready = all(v == "ok" for v in checks.values())
     return JSONResponse(
         {"status": "ok" if ready else "unavailable", "checks": checks},

@@ -60,9 +60,18 @@ class EventHub:
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
 
-    async def start(self) -> None:
+    @property
+    def subscribed(self) -> bool:
+        """Whether events reach this process now (part of its readiness)."""
+        return self._ready.is_set()
+
+    async def start(self, wait_s: float = 10.0) -> None:
+        """Subscribes in the background, for good: after a loss it subscribes again. Waits up
+        to `wait_s` for the first subscription; a Redis that is not there yet is no reason not
+        to start (`subscribed` stays false, and /readyz says so)."""
         self._task = asyncio.create_task(self._listen(), name="event-hub")
-        await asyncio.wait_for(self._ready.wait(), timeout=10)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._ready.wait(), timeout=wait_s)
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -83,6 +92,7 @@ class EventHub:
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
                 raise
             except Exception:
+                self._ready.clear()
                 log.exception("event subscription lost; resubscribing")
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
                 await asyncio.sleep(1)
