@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import pytest
+from assistente_app.core.errors import TooManyRequestsError
+from assistente_app.core.ratelimit import enforce_rate_limit
 from fastapi.routing import APIRoute, APIWebSocketRoute
+from redis.asyncio import Redis
 
-from .conftest import Harness, SettingsFactory, running_app
+from .conftest import Harness, SettingsFactory, running_app, wait_for
 
 
 def assert_error(response: Any, status: int, code: str) -> None:
@@ -108,11 +113,47 @@ async def test_rate_limits_per_sender(make_settings: SettingsFactory, oidc: Any)
         assert statuses == [202, 202, 202, 429]
         limited = await h.post_message(conversation_id, token, "de novo")
         assert_error(limited, 429, "too_many_requests")
-        assert int(limited.headers["retry-after"]) > 0
+        # A sliding limit (GCRA): 3 a minute frees one slot every 20 s, whatever the clock says.
+        assert 0 < int(limited.headers["retry-after"]) <= 20
         # Another sender is not affected.
         assert (await h.post_message(other_id, other_token, "oi")).status_code == 202
         third = await h.client.post("/api/v1/conversations", json={"channel": "web"})
         assert_error(third, 429, "too_many_requests")
+
+
+async def test_rate_limit_is_sliding_not_a_fixed_window(redis_server: Any) -> None:
+    """A fixed window lets a sender spend the limit at the end of one minute and again at the
+    start of the next; GCRA allows ``limit`` calls in *any* window-long interval."""
+    redis = Redis.from_url(redis_server.url, decode_responses=True)
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+
+    async def call() -> None:
+        await enforce_rate_limit(
+            redis=redis, prefix=prefix, scope="s", sender="a", limit=4, window_s=10
+        )
+
+    async def redis_clock() -> float:
+        seconds, micros = await redis.time()
+        return float(seconds) + micros / 1e6
+
+    try:
+        started = await redis_clock()
+        for _ in range(4):
+            await call()
+        with pytest.raises(TooManyRequestsError) as refused:
+            await call()
+        # 4 calls per 10 s: a slot frees every 2.5 s after the burst, not at the next window.
+        assert refused.value.retry_after_s in (2, 3)
+
+        async def one_slot_free() -> bool:
+            return await redis_clock() - started >= 2.6
+
+        await wait_for(one_slot_free, within=10)
+        await call()  # exactly one more fits (the next is 2.5 s further)
+        with pytest.raises(TooManyRequestsError):
+            await call()
+    finally:
+        await redis.aclose()
 
 
 async def test_openapi_describes_every_route(harness: Harness) -> None:
