@@ -252,7 +252,7 @@ def free_port() -> int:
 async def live(make_settings: SettingsFactory, oidc: Any) -> AsyncIterator[tuple[Harness, str]]:
     """The same settings served twice: in-process (for the worker steps) and by uvicorn (a
     second API replica, reached over real TCP), so events cross processes through Redis."""
-    settings = make_settings()
+    settings = make_settings(ws_auth_timeout_s=1.0)
     port = free_port()
     config = uvicorn.Config(
         create_app(settings, configure_logs=False),
@@ -260,6 +260,7 @@ async def live(make_settings: SettingsFactory, oidc: Any) -> AsyncIterator[tuple
         port=port,
         log_level="warning",
         ws_per_message_deflate=False,
+        ws_max_size=settings.ws_max_frame_bytes,  # as assistente-api serve runs it
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

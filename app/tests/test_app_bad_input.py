@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from assistente_app.conversations import models as m
 from assistente_app.core.errors import TooManyRequestsError
 from assistente_app.core.ratelimit import enforce_rate_limit
 from fastapi.routing import APIRoute, APIWebSocketRoute
 from redis.asyncio import Redis
+from sqlalchemy import select
 
 from .conftest import Harness, SettingsFactory, running_app, wait_for
 
@@ -182,3 +185,129 @@ async def test_openapi_describes_every_route(harness: Harness) -> None:
         assert path in paths
     post = paths["/api/v1/conversations/{conversation_id}/messages"]["post"]
     assert {"202", "401", "403", "429", "503"} <= set(post["responses"])
+
+
+# --- the malformed-input sweep: each of these once answered 500 --------------------------------
+
+
+def no_server_errors(caplog: pytest.LogCaptureFixture) -> None:
+    errors = [r for r in caplog.records if r.getMessage().startswith("unhandled error")]
+    assert not errors, [r.getMessage() for r in errors]
+
+
+async def test_text_postgresql_cannot_store_is_refused(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    conversation_id, token, _ = await harness.open_conversation()
+    url = f"/api/v1/conversations/{conversation_id}/messages"
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    for raw in (b'{"text": "oi\\u0000tudo bem"}', b'{"text": "oi \\ud800"}'):
+        response = await harness.client.post(url, content=raw, headers=headers)
+        assert_error(response, 422, "validation_error")
+    assert (await harness.history(conversation_id, token))["messages"] == []
+    no_server_errors(caplog)
+
+
+async def test_after_beyond_bigint_is_refused(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    conversation_id, token, _ = await harness.open_conversation()
+    for after in (2**63, -1, 10**30):
+        response = await harness.client.get(
+            f"/api/v1/conversations/{conversation_id}/messages",
+            params={"after": str(after)},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert_error(response, 422, "validation_error")
+    largest = await harness.client.get(
+        f"/api/v1/conversations/{conversation_id}/messages",
+        params={"after": str(2**63 - 1)},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert largest.status_code == 200
+    no_server_errors(caplog)
+
+
+async def test_non_ascii_secrets_are_wrong_secrets(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``hmac.compare_digest`` raises TypeError on non-ASCII ``str``: a client chose a 500."""
+    odd = "segredo-ção".encode()
+    telegram = await harness.client.post(
+        "/api/v1/channels/telegram/webhook",
+        json={"update_id": 1},
+        headers={"X-Telegram-Bot-Api-Secret-Token": odd},
+    )
+    assert_error(telegram, 401, "invalid_signature")
+    whatsapp = await harness.client.post(
+        "/api/v1/channels/whatsapp/webhook",
+        content=b"{}",
+        headers={"X-Hub-Signature-256": b"sha256=" + odd},
+    )
+    assert_error(whatsapp, 401, "invalid_signature")
+    voice = await harness.client.post(
+        "/api/v1/channels/voice/webhook",
+        content=b"CallSid=CA1",
+        headers={"X-Twilio-Signature": odd, "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert_error(voice, 401, "invalid_signature")
+    verify = await harness.client.get(
+        "/api/v1/channels/whatsapp/webhook",
+        params={"hub.mode": "subscribe", "hub.verify_token": "verificação", "hub.challenge": "1"},
+    )
+    assert_error(verify, 403, "forbidden")
+    conversation_id, _, _ = await harness.open_conversation()
+    foreign = await harness.client.get(
+        f"/api/v1/conversations/{conversation_id}/messages",
+        headers={"Authorization": b"Bearer " + odd},
+    )
+    assert_error(foreign, 403, "forbidden")
+    no_server_errors(caplog)
+
+
+async def test_deeply_nested_json_is_malformed(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    body = b"[" * 30_000 + b"]" * 30_000  # under max_body_bytes, over the stack
+    signature = "sha256=" + hmac.new(b"segredo-do-app", body, hashlib.sha256).hexdigest()
+    whatsapp = await harness.client.post(
+        "/api/v1/channels/whatsapp/webhook",
+        content=body,
+        headers={"X-Hub-Signature-256": signature},
+    )
+    assert_error(whatsapp, 400, "malformed_payload")
+    telegram = await harness.client.post(
+        "/api/v1/channels/telegram/webhook",
+        content=body,
+        headers={"X-Telegram-Bot-Api-Secret-Token": "segredo-telegram"},
+    )
+    assert_error(telegram, 400, "malformed_payload")
+    conversations = await harness.client.post(
+        "/api/v1/conversations",
+        content=body,
+        headers={"Content-Type": "application/json"},
+    )
+    assert 400 <= conversations.status_code < 500, conversations.text
+    no_server_errors(caplog)
+
+
+async def test_provider_texts_are_cleaned_not_refused(harness: Harness) -> None:
+    """A provider's message with a NUL or a lone surrogate is stored without them: refusing it
+    would make the provider redeliver the whole batch."""
+    update = {
+        "update_id": 9_000_001,
+        "message": {"message_id": 1, "chat": {"id": 4242}, "text": "oi\u0000 \ud800tudo"},
+    }
+    body = json.dumps(update).encode()
+    response = await harness.client.post(
+        "/api/v1/channels/telegram/webhook",
+        content=body,
+        headers={"X-Telegram-Bot-Api-Secret-Token": "segredo-telegram"},
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "ok"
+    async with harness.resources.db.read_sessions() as session:
+        stored = await session.scalar(
+            select(m.Message.text).where(m.Message.idempotency_key == "telegram:9000001")
+        )
+    assert stored == "oi \ufffdtudo"

@@ -53,6 +53,8 @@ def api(argv: list[str] | None = None) -> None:
         log_config=None,
         access_log=False,
         ws_per_message_deflate=False,  # 14 KiB instead of ~64 KiB per idle socket
+        # Clients only send a token and pings: uvicorn's default 16 MiB frames are not needed.
+        ws_max_size=settings.ws_max_frame_bytes,
         proxy_headers=False,
     )
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from assistente_app.api.deps import AdminDep, SessionDep, SettingsDep
+from assistente_app.core.text import CleanStr
 from assistente_app.lgpd import service
 
 router = APIRouter(prefix="/api/v1/admin/lgpd", tags=["lgpd"])
@@ -17,9 +18,9 @@ class Subject(BaseModel):
     """Identify the data subject by protocol, or by channel plus channel address."""
 
     model_config = ConfigDict(extra="forbid")
-    protocol: str | None = Field(default=None, max_length=20)
+    protocol: CleanStr | None = Field(default=None, max_length=20)
     channel: Literal["web", "whatsapp", "telegram", "voice"] | None = None
-    external_id: str | None = Field(default=None, max_length=128)
+    external_id: CleanStr | None = Field(default=None, max_length=128)
 
     @model_validator(mode="after")
     def _one_identifier(self) -> Subject:

@@ -32,6 +32,7 @@ from assistente_app.channels.webhooks import (
 from assistente_app.conversations import models as m
 from assistente_app.conversations import service as conversation_service
 from assistente_app.conversations.protocol_numbers import spoken
+from assistente_app.conversations.schemas import MAX_SEQ
 from assistente_app.runtime import Resources
 
 router = APIRouter(
@@ -82,7 +83,7 @@ async def voice_webhook(
     request: Request,
     resources: ResourcesDep,
     settings: VoiceSettingsDep,
-    after: Annotated[int | None, Query(ge=0)] = None,
+    after: Annotated[int | None, Query(ge=0, le=MAX_SEQ)] = None,
     signature: Annotated[str | None, Header(alias="X-Twilio-Signature")] = None,
     idempotency: Annotated[str | None, Header(alias="I-Twilio-Idempotency-Token")] = None,
 ) -> Response:
