@@ -236,19 +236,22 @@ async def test_non_ascii_secrets_are_wrong_secrets(
     telegram = await harness.client.post(
         "/api/v1/channels/telegram/webhook",
         json={"update_id": 1},
-        headers={"X-Telegram-Bot-Api-Secret-Token": odd},
+        headers={b"X-Telegram-Bot-Api-Secret-Token": odd},
     )
     assert_error(telegram, 401, "invalid_signature")
     whatsapp = await harness.client.post(
         "/api/v1/channels/whatsapp/webhook",
         content=b"{}",
-        headers={"X-Hub-Signature-256": b"sha256=" + odd},
+        headers={b"X-Hub-Signature-256": b"sha256=" + odd},
     )
     assert_error(whatsapp, 401, "invalid_signature")
     voice = await harness.client.post(
         "/api/v1/channels/voice/webhook",
         content=b"CallSid=CA1",
-        headers={"X-Twilio-Signature": odd, "Content-Type": "application/x-www-form-urlencoded"},
+        headers={
+            b"X-Twilio-Signature": odd,
+            b"Content-Type": b"application/x-www-form-urlencoded",
+        },
     )
     assert_error(voice, 401, "invalid_signature")
     verify = await harness.client.get(
@@ -259,7 +262,7 @@ async def test_non_ascii_secrets_are_wrong_secrets(
     conversation_id, _, _ = await harness.open_conversation()
     foreign = await harness.client.get(
         f"/api/v1/conversations/{conversation_id}/messages",
-        headers={"Authorization": b"Bearer " + odd},
+        headers={b"Authorization": b"Bearer " + odd},
     )
     assert_error(foreign, 403, "forbidden")
     no_server_errors(caplog)
