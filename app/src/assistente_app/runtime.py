@@ -13,8 +13,9 @@ from redis.asyncio import Redis
 
 from assistente_app.auth.oidc import JwksVerifier
 from assistente_app.core.db import Database, create_database
+from assistente_app.core.logging import register_secrets
 from assistente_app.core.redis import create_redis
-from assistente_app.core.settings import CoreSettings
+from assistente_app.core.settings import CoreSettings, secret_values
 from assistente_app.queue.streams import Queues, build_queues
 from assistente_app.realtime.hub import EventHub, EventPublisher
 
@@ -38,6 +39,7 @@ class Resources:
 
 
 def build_resources(settings: CoreSettings) -> Resources:
+    register_secrets(secret_values(settings))
     redis = create_redis(settings)
     verifier = None
     if settings.oidc_jwks_url or settings.oidc_issuer:

@@ -1,4 +1,22 @@
-"""JSON logs with request/protocol ids and masking of CPF, e-mail and phone numbers (LGPD)."""
+"""JSON logs with request/protocol ids, and the one place where what must never reach a log or a
+dead letter is removed (LGPD; secrets).
+
+``redact`` is applied to every log message and traceback, and to the error kept with a dead
+letter. It removes, in this order:
+
+* secrets: every value registered with ``register_secrets`` (the settings' ``SecretStr``s),
+  bearer tokens, and Telegram bot tokens in URLs (``/bot<token>/``, as httpx logs them);
+* what the database echoes back: SQLAlchemy's ``[parameters: ...]`` (message texts are bound
+  parameters) and PostgreSQL's ``DETAIL`` lines (``Failing row contains (...)``,
+  ``Key (...)=(...)``);
+* identifiers of people (``mask_pii``): CNJ case numbers, CPF (with dots, dashes or spaces),
+  e-mail addresses and phone numbers. Protocol numbers stay: they identify an attendance, not a
+  person, and support needs them.
+
+Names have no shape a pattern can tell from ordinary words, so they are kept out another way:
+nothing logs free text (message texts, escalation reasons, the clerk's display name), and the
+database's echoes above are cut.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +26,7 @@ import json
 import logging
 import re
 import sys
+from collections.abc import Iterable
 from typing import Any
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -15,7 +34,10 @@ request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 )
 protocol_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("protocol", default=None)
 
-_CPF = re.compile(r"(?<!\d)\d{3}\.?\d{3}\.?\d{3}-?\d{2}(?!\d)")
+# CNJ unified case number NNNNNNN-DD.AAAA.J.TR.OOOO, formatted or as 20 digits.
+_CNJ = re.compile(r"(?<!\d)\d{7}[-.\s]?\d{2}[.\s]?\d{4}[.\s]?\d[.\s]?\d{2}[.\s]?\d{4}(?!\d)")
+# CPF: 11 digits, grouped 3.3.3-2 with dots, dashes or spaces (or none).
+_CPF = re.compile(r"(?<!\d)\d{3}[.\s]?\d{3}[.\s]?\d{3}[-.\s]?\d{2}(?!\d)")
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 # Brazilian phones: optional +55, optional area code in parentheses, 8-9 digit subscriber.
 _PHONE = re.compile(r"(?<![\d-])(?:\+?55[\s-]?)?(?:\(?\d{2}\)?[\s-]?)?9?\d{4}[\s-]?\d{4}(?![\d-])")
@@ -23,7 +45,7 @@ _PROTOCOL = re.compile(r"\b\d{8}-\d{6}-\d\b")
 
 
 def mask_pii(text: str) -> str:
-    """Replace CPF, e-mail and phone numbers; protocol numbers are kept (they are not PII)."""
+    """Replace CNJ numbers, CPF, e-mail and phone numbers; protocol numbers are kept."""
     protocols: list[str] = []
 
     def _keep(match: re.Match[str]) -> str:
@@ -32,11 +54,39 @@ def mask_pii(text: str) -> str:
 
     text = _PROTOCOL.sub(_keep, text)
     text = _EMAIL.sub("[email]", text)
+    text = _CNJ.sub("[processo]", text)
     text = _CPF.sub("[cpf]", text)
     text = _PHONE.sub("[telefone]", text)
     for index, value in enumerate(protocols):
         text = text.replace(f"\x00{index}\x00", value)
     return text
+
+
+_BEARER = re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]+")
+_BOT_PATH = re.compile(r"/bot\d+:[^/\s'\"]+")
+_SQL_PARAMETERS = re.compile(r"\[parameters: .*?\](?=\s*(?:\(Background|\n|$))", re.DOTALL)
+_PG_DETAIL = re.compile(r"(DETAIL:\s*).*?(?=\n[A-Z]+:|\n\[|\n\(|$)", re.DOTALL)
+_PG_ECHOES = re.compile(r"(Failing row contains |Key )\(.*?\)(=\(.*?\))?(?= |\.|$)", re.DOTALL)
+_secrets: set[str] = set()
+
+
+def register_secrets(values: Iterable[str]) -> None:
+    """Values that ``redact`` replaces wherever they appear (tokens, passwords, keys)."""
+    # Very short values would blank out ordinary words: secrets are never that short.
+    _secrets.update(v for v in values if len(v) >= 6)
+
+
+def redact(text: str) -> str:
+    """``text`` without secrets, database echoes or identifiers of people (see the module)."""
+    for secret in sorted(_secrets, key=len, reverse=True):
+        if secret in text:
+            text = text.replace(secret, "[segredo]")
+    text = _BEARER.sub(r"\1 [segredo]", text)
+    text = _BOT_PATH.sub("/bot[segredo]", text)
+    text = _SQL_PARAMETERS.sub("[parameters: omitidos]", text)
+    text = _PG_DETAIL.sub(r"\1[omitido]", text)
+    text = _PG_ECHOES.sub(r"\1(omitido)", text)
+    return mask_pii(text)
 
 
 class JsonFormatter(logging.Formatter):
@@ -45,7 +95,7 @@ class JsonFormatter(logging.Formatter):
             "ts": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(),
             "level": record.levelname,
             "logger": record.name,
-            "message": mask_pii(record.getMessage()),
+            "message": redact(record.getMessage()),
         }
         if (request_id := request_id_var.get()) is not None:
             entry["request_id"] = request_id
@@ -55,7 +105,7 @@ class JsonFormatter(logging.Formatter):
             if (value := getattr(record, key, None)) is not None:
                 entry[key] = value
         if record.exc_info:
-            entry["exception"] = mask_pii(self.formatException(record.exc_info))
+            entry["exception"] = redact(self.formatException(record.exc_info))
         return json.dumps(entry, ensure_ascii=False)
 
 
@@ -70,3 +120,6 @@ def configure_logging(level: str = "INFO") -> None:
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
     logging.getLogger("uvicorn.access").disabled = True
+    # httpx logs every request line at INFO, and a Telegram URL carries the bot token.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)

@@ -10,9 +10,10 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 from typing import Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -186,3 +187,18 @@ class CoreSettings(BaseSettings):
     @property
     def open_weekdays(self) -> set[int]:
         return {WEEKDAYS.index(d) for d in self.service_days.split(",") if d}
+
+
+def secret_values(settings: BaseSettings) -> list[str]:
+    """The clear values of every ``SecretStr`` setting (for ``core.logging.register_secrets``),
+    and the passwords inside the storage URLs."""
+    values = [
+        value.get_secret_value()
+        for name in type(settings).model_fields
+        if isinstance(value := getattr(settings, name), SecretStr)
+    ]
+    for name in ("database_url", "database_read_url", "redis_url"):
+        url = getattr(settings, name, None)
+        if isinstance(url, str) and (password := urlsplit(url).password):
+            values.append(password)
+    return values
