@@ -50,10 +50,23 @@ async def test_failures_are_retried_then_dead_lettered(redis: Redis) -> None:
         dead.append((entry.id, reason))
 
     consumer = StreamConsumer(
-        queue, broken, consumer="c", max_failures=3, block_ms=10, on_dead_letter=hook
+        queue,
+        broken,
+        consumer="c",
+        max_failures=3,
+        block_ms=10,
+        on_dead_letter=hook,
+        backoff_initial_s=0.3,
     )
-    for _ in range(3):
-        await consumer.run_once()
+    await consumer.run_once()
+    await consumer.run_once(block_ms=0)
+    assert len(attempts) == 1  # a failed entry waits before its next try (no hot loop)
+
+    async def dead_lettered() -> list[tuple[str, str]]:
+        await consumer.run_once(block_ms=0)
+        return dead
+
+    await wait_for(dead_lettered, within=10)
     assert len(attempts) == 3
     assert len(set(attempts)) == 1
     assert dead == [(attempts[0], "ValueError: mensagem impossível")]
