@@ -97,6 +97,14 @@ async def requeue_dead_letter(
                 .values(status=m.ACCEPTED)
             )
             await session.commit()
+        if reply_ids := [uuid.UUID(i) for i in original.get("message_ids", "").split(",") if i]:
+            # Replies a channel refused become deliverable again.
+            await session.execute(
+                update(m.Message)
+                .where(m.Message.id.in_(reply_ids), m.Message.status == m.FAILED)
+                .values(status=m.STORED)
+            )
+            await session.commit()
         await queue.add(original)
         await resources.redis.xdel(queue.dead_key, entry_id)
         return DeadLetter(
