@@ -45,11 +45,16 @@ class JwksIssuer:
         self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.kid = "test-key-1"
         self.requests = 0
+        self.down = threading.Event()  # set: requests hang, then fail (an IdP that is down)
         issuer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 issuer.requests += 1
+                if issuer.down.is_set():
+                    time.sleep(6)  # longer than the verifier's fetch timeout
+                    send_json(self, 503, {"error": "indisponível"})
+                    return
                 jwk = json.loads(RSAAlgorithm.to_jwk(issuer.key.public_key()))
                 jwk.update(kid=issuer.kid, use="sig", alg="RS256")
                 send_json(self, 200, {"keys": [jwk]})
@@ -71,16 +76,19 @@ class JwksIssuer:
         expires_in: int = 300,
         key: rsa.RSAPrivateKey | None = None,
         kid: str | None = None,
+        issuer: str = ISSUER,
+        extra: dict[str, Any] | None = None,
     ) -> str:
         now = int(time.time())
         claims = {
-            "iss": ISSUER,
+            "iss": issuer,
             "aud": audience,
             "sub": sub,
             "iat": now,
             "exp": now + expires_in,
             "preferred_username": sub,
             "realm_access": {"roles": list(roles)},
+            **(extra or {}),
         }
         return jwt.encode(
             claims, key or self.key, algorithm="RS256", headers={"kid": kid or self.kid}

@@ -64,6 +64,8 @@ def build_resources(settings: CoreSettings) -> Resources:
 async def close_resources(resources: Resources) -> None:
     if resources.hub is not None:
         await resources.hub.stop()
+    if resources.verifier is not None:
+        await resources.verifier.aclose()
     await resources.http.aclose()
     await resources.db.dispose()
     await resources.redis.aclose()

@@ -169,7 +169,11 @@ class CoreSettings(BaseSettings):
                 if name not in self.model_fields_set or not getattr(self, name)
             ]
             if missing:
-                raise ValueError(f"{', '.join(missing)} required when environment=production")
+                raise ValueError(
+                    f"ASSISTENTE_ENVIRONMENT=production exige {', '.join(missing)}: sem emissor "
+                    "e audiência, qualquer token assinado pelo provedor de identidade (de outro "
+                    "cliente ou realm) seria aceito, e os endereços padrão só servem num notebook"
+                )
         return self
 
     @property
