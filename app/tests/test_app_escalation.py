@@ -320,3 +320,57 @@ def test_production_without_issuer_or_audience_refuses_to_start(database_url: st
             oidc_jwks_url="http://sso/certs",
             oidc_audience="assistente-api",
         )
+
+
+@pytest.fixture
+def read_only_url(postgres_server: Any, database_url: str) -> str:
+    """A reader that, like a hot standby, refuses anything but reads in every transaction
+    (``SELECT … FOR UPDATE`` included): ``default_transaction_read_only`` on its role."""
+    database = database_url.rsplit("/", 1)[1]
+    role = "leitor_replica"
+    postgres_server.execute(
+        f"DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN "
+        f"CREATE ROLE {role} LOGIN PASSWORD 'leitura'; END IF; END$$;"
+        f"ALTER ROLE {role} SET default_transaction_read_only = on;"
+    )
+    postgres_server.execute(
+        f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}", database=database
+    )
+    return f"postgresql://{role}:leitura@{postgres_server.host}:{postgres_server.port}/{database}"
+
+
+async def test_agent_reads_work_on_a_read_only_replica(
+    make_settings: SettingsFactory, oidc: Any, read_only_url: str
+) -> None:
+    async with running_app(make_settings(database_read_url=read_only_url), oidc) as h:
+        conversation_id, _, _ = await escalate(h)
+        agent = oidc.headers("agente-replica")
+        history = await h.client.get(
+            f"/api/v1/agent/conversations/{conversation_id}/messages", headers=agent
+        )
+        assert history.status_code == 200, history.text
+        queue = await h.client.get("/api/v1/agent/queue", headers=agent)
+        assert queue.status_code == 200
+
+
+async def test_agents_read_only_what_is_theirs_to_see(harness: Harness) -> None:
+    bot_only_id, token, _ = await harness.open_conversation()
+    await harness.post_message(bot_only_id, token, "meu CPF é 123.456.789-09")
+    waiting_id, _, _ = await escalate(harness)
+    held_id, _, _ = await escalate(harness)
+    ana = harness.oidc.headers("agente-ana")
+    bia = harness.oidc.headers("agente-bia")
+    admin = harness.oidc.headers("auditoria", ("admin",))
+    claimed = await harness.client.post(f"/api/v1/agent/conversations/{held_id}/claim", headers=ana)
+    assert claimed.status_code == 200
+
+    async def status(conversation_id: str, headers: dict[str, str]) -> int:
+        url = f"/api/v1/agent/conversations/{conversation_id}/messages"
+        return (await harness.client.get(url, headers=headers)).status_code
+
+    assert await status(bot_only_id, ana) == 404  # only the bot has seen it
+    assert await status(waiting_id, bia) == 200  # waiting for any clerk
+    assert await status(held_id, ana) == 200  # hers
+    assert await status(held_id, bia) == 404  # another clerk's
+    assert await status(bot_only_id, admin) == 200
+    assert await status(str(uuid.uuid4()), ana) == 404  # the same answer as unknown ids

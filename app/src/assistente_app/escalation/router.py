@@ -62,8 +62,7 @@ def _state(conversation: m.Conversation) -> ConversationState:
 
 
 def _ensure_visible(clerk: Clerk, conversation: m.Conversation) -> None:
-    if conversation.agent_sub != clerk.subject and not clerk.sees_team(conversation.team):
-        raise ForbiddenError("Esta conversa é de outra equipe.")
+    service.ensure_can_read(conversation, clerk)
 
 
 def _claimable_teams(clerk: Clerk) -> frozenset[str] | None:
@@ -183,7 +182,9 @@ async def reply(
     resources: ResourcesDep,
 ) -> MessageOut:
     """Answer the citizen; delivered on the citizen's channel by the worker."""
-    conversation = await service.get_conversation(session=session, conversation_id=conversation_id)
+    conversation = await service.get_conversation(
+        session=session, conversation_id=conversation_id, for_update=True
+    )
     service.ensure_owner(conversation, clerk.subject, is_admin=clerk.admin)
     message = await conversation_service.add_message(
         session=session,
@@ -210,7 +211,9 @@ async def transfer(
     resources: ResourcesDep,
 ) -> ConversationState:
     """Send the conversation to another team's queue, keeping its place in line."""
-    conversation = await service.get_conversation(session=session, conversation_id=conversation_id)
+    conversation = await service.get_conversation(
+        session=session, conversation_id=conversation_id, for_update=True
+    )
     service.ensure_owner(conversation, clerk.subject, is_admin=clerk.admin)
     previous_team = conversation.team
     notice = await service.transfer(
@@ -236,7 +239,9 @@ async def resolve(
     resources: ResourcesDep,
 ) -> ConversationState:
     """Close the attendance with a resolution code; the next citizen message goes to the bot."""
-    conversation = await service.get_conversation(session=session, conversation_id=conversation_id)
+    conversation = await service.get_conversation(
+        session=session, conversation_id=conversation_id, for_update=True
+    )
     service.ensure_owner(conversation, clerk.subject, is_admin=clerk.admin)
     notice = await service.resolve(session=session, conversation=conversation, code=body.code)
     await session.commit()
