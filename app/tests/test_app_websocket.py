@@ -118,3 +118,19 @@ async def test_ws_connections_are_capped_per_conversation(live: tuple[Harness, s
             assert await closed_with(one_too_many) == 1008
         await sockets[-1].send(json.dumps({"type": "ping"}))
         assert (await next_event(sockets[-1], "pong"))["type"] == "pong"
+
+
+async def test_erasure_closes_the_conversations_sockets(live: tuple[Harness, str]) -> None:
+    """A socket authenticated before an LGPD erasure must not keep receiving (or exist)."""
+    h, address = live
+    conversation_id, token, protocol = await h.open_conversation()
+    url = f"ws://{address}/api/v1/conversations/{conversation_id}/ws"
+    async with connect(url, additional_headers={"Authorization": f"Bearer {token}"}) as ws:
+        await next_event(ws, "ready")
+        erased = await h.client.post(
+            "/api/v1/admin/lgpd/erasure",
+            json={"protocol": protocol},
+            headers=h.oidc.headers("dpo", ("admin",)),
+        )
+        assert erased.status_code == 200
+        assert await closed_with(ws) == 4403

@@ -26,6 +26,8 @@ REQUIRED_IN_PRODUCTION = (
     "oidc_issuer",
     "oidc_audience",
     "oidc_jwks_url",
+    "rasa_tracker_database_url",
+    "lgpd_audit_key",
 )
 
 
@@ -127,13 +129,23 @@ class CoreSettings(BaseSettings):
     outbound_timeout_s: float = Field(default=10.0, description="Calls to channel APIs")
 
     # LGPD
+    rasa_tracker_database_url: str | None = Field(
+        default=None,
+        description="Rasa's tracker store (its own database and user): erasure and retention "
+        "delete its events too",
+    )
+    lgpd_audit_key: SecretStr | None = Field(
+        default=None,
+        description="Key of the audit trail's HMAC of subject identifiers (phone numbers are "
+        "few enough to enumerate an unkeyed hash)",
+    )
     retention_days: int = Field(default=180, ge=1)
     retention_anonymize_after_days: int = Field(
         default=30, ge=0, description="Closed conversations lose their personal data after this"
     )
     retention_interval_s: int = 3600
 
-    @field_validator("database_url", "database_read_url")
+    @field_validator("database_url", "database_read_url", "rasa_tracker_database_url")
     @classmethod
     def _use_asyncpg(cls, value: str | None) -> str | None:
         # Operators paste plain libpq DSNs; SQLAlchemy needs the driver in the scheme.
@@ -201,7 +213,7 @@ def secret_values(settings: BaseSettings) -> list[str]:
         for name in type(settings).model_fields
         if isinstance(value := getattr(settings, name), SecretStr)
     ]
-    for name in ("database_url", "database_read_url", "redis_url"):
+    for name in ("database_url", "database_read_url", "redis_url", "rasa_tracker_database_url"):
         url = getattr(settings, name, None)
         if isinstance(url, str) and (password := urlsplit(url).password):
             values.append(password)

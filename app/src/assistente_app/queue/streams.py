@@ -14,6 +14,7 @@ pending), which is what backpressure and the queue-depth metric need.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 import zlib
@@ -199,6 +200,11 @@ class StreamQueue:
             approximate=True,
         )
         await self.ack(entry.id)
+
+    async def trim_dead_letters(self, *, before: dt.datetime) -> int:
+        """Drop dead letters older than ``before`` (retention)."""
+        oldest_kept = f"{int(before.timestamp() * 1000)}-0"
+        return int(await self.redis.xtrim(self.dead_key, minid=oldest_kept, approximate=False))
 
     async def forget_conversation(self, conversation_id: str) -> int:
         """Delete every entry of one conversation, waiting, pending or dead (LGPD erasure)."""

@@ -192,11 +192,13 @@ async def retention_once(ctx: WorkerContext) -> int | None:
         return None
     async with ctx.db.write_sessions() as session:
         deleted = await lgpd_service.apply_retention(
-            session=session, retention_days=ctx.settings.retention_days
+            session=session, retention_days=ctx.settings.retention_days, resources=ctx
         )
     async with ctx.db.write_sessions() as session:
         anonymized = await lgpd_service.apply_anonymization(
-            session=session, anonymize_after_days=ctx.settings.retention_anonymize_after_days
+            session=session,
+            anonymize_after_days=ctx.settings.retention_anonymize_after_days,
+            resources=ctx,
         )
     log.info("retention removed %d conversation(s), anonymised %d", deleted, anonymized)
     return deleted
