@@ -515,3 +515,34 @@ async def test_a_reply_named_twice_is_sent_once(channels: Harness, provider: Pro
     )
     sent = [r for r in provider.requests if r["json"].get("chat_id") == str(chat_id)]
     assert len(sent) == 1
+
+
+async def test_voice_turns_are_keyed_by_their_signature(channels: Harness) -> None:
+    """The unsigned I-Twilio-Idempotency-Token header decides nothing: a replay with another
+    value stores nothing twice, and the same digit heard in two turns is two messages (each
+    Gather's action URL carries its own nonce, which the signature covers)."""
+    call_sid = f"CA{uuid.uuid4().hex}"
+    base_url = channels.settings.public_base_url + "/api/v1/channels/voice/webhook"
+    greeting = await post_voice(channels, {"CallSid": call_sid})
+    action = greeting.text.split('action="')[1].split('"')[0]
+    assert action.startswith(base_url + "?turn=")
+    params = {"CallSid": call_sid, "Digits": "1"}
+
+    async def post_turn(url: str, token: str) -> None:
+        path = url.removeprefix(channels.settings.public_base_url)
+        await channels.client.post(
+            path,
+            content=urlencode(params),
+            headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "X-Twilio-Signature": twilio_signature(url, params),
+                "I-Twilio-Idempotency-Token": token,
+            },
+        )
+
+    channels.settings.voice_reply_timeout_s = 0.05
+    await post_turn(action, "a")
+    await post_turn(action, "b")  # the same signed request, another header value
+    assert [x.text for x in await messages_of(channels, "voice", call_sid)] == ["1"]
+    await post_turn(base_url + "?turn=outro", "a")  # the next turn heard "1" again
+    assert [x.text for x in await messages_of(channels, "voice", call_sid)] == ["1", "1"]
