@@ -12,10 +12,11 @@ from sqlalchemy import update
 from assistente_app.api.deps import AdminDep, ResourcesDep, SessionDep
 from assistente_app.conversations import models as m
 from assistente_app.core.errors import NotFoundError
+from assistente_app.queue.streams import is_entry_id
 
 router = APIRouter(prefix="/api/v1/admin/queue", tags=["queue"])
 
-ENTRY_ID = r"^\d+-\d+$"
+ENTRY_ID = r"^\d{1,20}-\d{1,20}$"
 
 
 class StreamStats(BaseModel):
@@ -83,6 +84,8 @@ async def requeue_dead_letter(
     entry_id: Annotated[str, Path(pattern=ENTRY_ID)],
 ) -> DeadLetter:
     """Put a dead letter back on its stream (e.g. after fixing the cause)."""
+    if not is_entry_id(entry_id):  # beyond 64 bits: Redis would refuse the id itself
+        raise NotFoundError("Entrada não encontrada nas filas de mensagens mortas.")
     for queue in resources.queues.all():
         found: Any = await resources.redis.xrange(queue.dead_key, min=entry_id, max=entry_id)
         if not found:

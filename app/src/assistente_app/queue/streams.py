@@ -48,6 +48,18 @@ class Entry:
         return time.time() - int(self.id.split("-", 1)[0]) / 1000
 
 
+def is_entry_id(value: str) -> bool:
+    """Whether Redis would take ``value`` as a stream entry id (two unsigned 64-bit numbers)."""
+    millis, dash, sequence = value.partition("-")
+    return bool(
+        dash
+        and millis.isdigit()
+        and sequence.isdigit()
+        and int(millis) < 2**64
+        and int(sequence) < 2**64
+    )
+
+
 def stream_key(prefix: str, kind: str, partition: int) -> str:
     return f"{prefix}:{{{kind}-{partition}}}"
 

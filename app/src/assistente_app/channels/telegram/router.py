@@ -28,7 +28,33 @@ router = APIRouter(
 TelegramSettingsDep = Annotated[TelegramSettings, Depends(settings_dependency(TelegramSettings))]
 
 
-@router.post("/webhook")
+# Documented so clients (and the fuzzer) know its shape; parsed by hand (inbound.py), because
+# anything else Telegram sends must be acknowledged, not refused.
+UPDATE_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "update_id": {"type": "integer"},
+        "message": {
+            "type": "object",
+            "properties": {
+                "message_id": {"type": "integer"},
+                "text": {"type": "string"},
+                "chat": {"type": "object", "properties": {"id": {"type": "integer"}}},
+            },
+        },
+    },
+}
+
+
+@router.post(
+    "/webhook",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": UPDATE_SCHEMA}},
+        }
+    },
+)
 async def telegram_receive(
     request: Request,
     resources: ResourcesDep,
