@@ -22,6 +22,7 @@ from assistente_app.api.deps import (
     SessionDep,
     clerk_from,
 )
+from assistente_app.api.openapi import ErrorBody
 from assistente_app.auth.oidc import Clerk
 from assistente_app.conversations import models as m
 from assistente_app.conversations import service as conversation_service
@@ -46,6 +47,10 @@ from assistente_app.runtime import Resources
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/agent", tags=["agent"])
+# The agent's actions race each other (two clerks, one conversation): the loser hears 409.
+CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {"model": ErrorBody, "description": "A conversa não está no estado para esta ação"}
+}
 
 # A token may be a little past its `exp` while the console refreshes it.
 EXPIRY_GRACE_S = 5.0
@@ -149,7 +154,9 @@ async def conversation_history(
     return await conversation_detail(conversation_id, clerk, session)
 
 
-@router.post("/conversations/{conversation_id}/claim", response_model=ConversationState)
+@router.post(
+    "/conversations/{conversation_id}/claim", response_model=ConversationState, responses=CONFLICT
+)
 async def claim(
     conversation_id: uuid.UUID, clerk: ClerkDep, session: SessionDep, resources: ResourcesDep
 ) -> ConversationState:
@@ -173,6 +180,7 @@ async def claim(
     "/conversations/{conversation_id}/messages",
     response_model=MessageOut,
     status_code=status.HTTP_202_ACCEPTED,
+    responses=CONFLICT,
 )
 async def reply(
     conversation_id: uuid.UUID,
@@ -202,7 +210,11 @@ async def reply(
     return MessageOut.model_validate(message)
 
 
-@router.post("/conversations/{conversation_id}/transfer", response_model=ConversationState)
+@router.post(
+    "/conversations/{conversation_id}/transfer",
+    response_model=ConversationState,
+    responses=CONFLICT,
+)
 async def transfer(
     conversation_id: uuid.UUID,
     body: TransferRequest,
@@ -230,7 +242,9 @@ async def transfer(
     return _state(conversation)
 
 
-@router.post("/conversations/{conversation_id}/resolve", response_model=ConversationState)
+@router.post(
+    "/conversations/{conversation_id}/resolve", response_model=ConversationState, responses=CONFLICT
+)
 async def resolve(
     conversation_id: uuid.UUID,
     body: ResolveRequest,
