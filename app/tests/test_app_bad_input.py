@@ -10,6 +10,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from assistente_app.channels.telegram.inbound import text_of_update
+from assistente_app.channels.whatsapp.inbound import texts_of_notification
 from assistente_app.conversations import models as m
 from assistente_app.core.errors import TooManyRequestsError
 from assistente_app.core.ratelimit import enforce_rate_limit
@@ -72,6 +74,15 @@ async def test_malformed_and_invalid_json(harness: Harness) -> None:
         "/api/v1/protocols/12345", headers={"Authorization": f"Bearer {token}"}
     )
     assert_error(bad_protocol, 400, "invalid_protocol")
+
+
+async def test_dead_letter_ids_beyond_64_bits_are_not_sent_to_redis(harness: Harness) -> None:
+    """Found by the API fuzz run: Redis refused the id itself, a 500."""
+    admin = harness.oidc.headers("ops", ("admin",))
+    for entry_id in ("00-03066967687001926127463403", "18446744073709551616-0"):
+        url = f"/api/v1/admin/queue/dead-letters/{entry_id}/requeue"
+        response = await harness.client.post(url, headers=admin)
+        assert response.status_code in (404, 422), response.text
 
 
 async def test_unknown_routes_and_methods(harness: Harness) -> None:
@@ -314,3 +325,18 @@ async def test_provider_texts_are_cleaned_not_refused(harness: Harness) -> None:
             select(m.Message.text).where(m.Message.idempotency_key == "telegram:9000001")
         )
     assert stored == "oi \ufffdtudo"
+
+
+def test_provider_payloads_of_any_shape_are_ignored_not_a_500() -> None:
+    """Found by the API fuzz run: a list where an object was expected raised AttributeError."""
+    odd: list[Any] = [[], "x", 1, None, {"a": []}, [{"b": 1}]]
+    for value in odd:
+        assert text_of_update({"update_id": 1, "message": value}) is None
+        assert text_of_update({"update_id": 1, "message": {"chat": value, "text": "oi"}}) is None
+        assert text_of_update({"update_id": value, "message": {"chat": {"id": 1}}}) is None
+        assert texts_of_notification({"entry": value}) == []
+        assert texts_of_notification({"entry": [{"changes": value}]}) == []
+        assert texts_of_notification({"entry": [{"changes": [{"value": value}]}]}) == []
+        message = {"type": "text", "from": value, "text": value, "id": value}
+        notification = {"entry": [{"changes": [{"value": {"messages": [message]}}]}]}
+        assert texts_of_notification(notification) == []
