@@ -38,7 +38,10 @@ def free_port() -> int:
 
 
 async def test_fuzz_the_api_over_its_openapi_document(
-    make_settings: SettingsFactory, oidc: JwksIssuer, capsys: pytest.CaptureFixture[str]
+    make_settings: SettingsFactory,
+    oidc: JwksIssuer,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
 ) -> None:
     settings = make_settings(
         rate_limit_per_minute=1_000_000, conversation_create_per_minute=1_000_000
@@ -88,6 +91,7 @@ async def test_fuzz_the_api_over_its_openapi_document(
         process = await asyncio.create_subprocess_exec(
             *command,
             env=env,
+            cwd=tmp_path,  # st keeps state in ./.schemathesis: not in the repository
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
         )
