@@ -221,3 +221,14 @@ async def test_postgres_blip_while_processing_loses_and_doubles_nothing(
             assert len([x for x in messages if x.role == "bot"]) == expected
             assert not [x for x in messages if x.role == "system"]  # no "processing failed"
         assert await dead_letters(h) == 0
+
+
+async def test_the_app_speaks_to_a_redis_with_a_password(
+    make_settings: SettingsFactory, oidc: Any, own_redis: RedisServer
+) -> None:
+    """In-cluster Redis has a password now (the operator's security Secret)."""
+    own_redis.cli("CONFIG", "SET", "requirepass", "senha-do-redis-123")
+    settings = make_settings(redis_url=own_redis.url, redis_password="senha-do-redis-123")
+    async with running_app(settings, oidc) as h:
+        conversation_id, token, _ = await h.open_conversation()
+        assert (await h.post_message(conversation_id, token, "oi")).status_code == 202

@@ -61,6 +61,10 @@ class CoreSettings(BaseSettings):
         default=None, description="host:port,host:port of Sentinels; enables Sentinel discovery"
     )
     redis_sentinel_master: str = "mymaster"
+    redis_password: SecretStr | None = Field(
+        default=None,
+        description="Password of Redis and its Sentinels (else the one in REDIS_URL, if any)",
+    )
     redis_min_replicas_ack: int = Field(
         default=0, description="Replicas that must hold a queued entry before the API answers 202"
     )
