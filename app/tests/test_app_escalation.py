@@ -344,7 +344,7 @@ async def test_agent_reads_work_on_a_read_only_replica(
 ) -> None:
     async with running_app(make_settings(database_read_url=read_only_url), oidc) as h:
         conversation_id, _, _ = await escalate(h)
-        agent = oidc.headers("agente-replica")
+        agent = oidc.headers("agente-replica", ("agent", "equipe:suporte_tecnico"))
         history = await h.client.get(
             f"/api/v1/agent/conversations/{conversation_id}/messages", headers=agent
         )
@@ -354,12 +354,17 @@ async def test_agent_reads_work_on_a_read_only_replica(
 
 
 async def test_agents_read_only_what_is_theirs_to_see(harness: Harness) -> None:
+    """Enforced in escalation.service.ensure_can_read, which the agent API and the console's
+    live view both go through."""
     bot_only_id, token, _ = await harness.open_conversation()
     await harness.post_message(bot_only_id, token, "meu CPF é 123.456.789-09")
     waiting_id, _, _ = await escalate(harness)
     held_id, _, _ = await escalate(harness)
-    ana = harness.oidc.headers("agente-ana")
-    bia = harness.oidc.headers("agente-bia")
+    team = ("agent", "equipe:suporte_tecnico")
+    ana = harness.oidc.headers("agente-ana", team)
+    bia = harness.oidc.headers("agente-bia", team)
+    other_team = harness.oidc.headers("agente-caio", ("agent", "equipe:servicos_portal"))
+    supervisor = harness.oidc.headers("supervisora", ("agent", "supervisor"))
     admin = harness.oidc.headers("auditoria", ("admin",))
     claimed = await harness.client.post(f"/api/v1/agent/conversations/{held_id}/claim", headers=ana)
     assert claimed.status_code == 200
@@ -369,8 +374,10 @@ async def test_agents_read_only_what_is_theirs_to_see(harness: Harness) -> None:
         return (await harness.client.get(url, headers=headers)).status_code
 
     assert await status(bot_only_id, ana) == 404  # only the bot has seen it
-    assert await status(waiting_id, bia) == 200  # waiting for any clerk
+    assert await status(bot_only_id, supervisor) == 404  # never reached level 2
+    assert await status(waiting_id, bia) == 200  # waiting in her team's queue
+    assert await status(waiting_id, other_team) == 403
     assert await status(held_id, ana) == 200  # hers
-    assert await status(held_id, bia) == 404  # another clerk's
+    assert await status(held_id, supervisor) == 200
     assert await status(bot_only_id, admin) == 200
     assert await status(str(uuid.uuid4()), ana) == 404  # the same answer as unknown ids
