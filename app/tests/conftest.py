@@ -55,6 +55,21 @@ class JwksIssuer:
                     time.sleep(6)  # longer than the verifier's fetch timeout
                     send_json(self, 503, {"error": "indisponível"})
                     return
+                if self.path.endswith("/.well-known/openid-configuration"):
+                    # Discovery of the issuer at this server (the console's config, the fuzz run).
+                    realm = self.path.removesuffix("/.well-known/openid-configuration")
+                    base = issuer.served_issuer.removesuffix("/realms/tribunal") + realm
+                    send_json(
+                        self,
+                        200,
+                        {
+                            "issuer": base,
+                            "jwks_uri": issuer.url,
+                            "authorization_endpoint": f"{base}/protocol/openid-connect/auth",
+                            "token_endpoint": f"{base}/protocol/openid-connect/token",
+                        },
+                    )
+                    return
                 jwk = json.loads(RSAAlgorithm.to_jwk(issuer.key.public_key()))
                 jwk.update(kid=issuer.kid, use="sig", alg="RS256")
                 send_json(self, 200, {"keys": [jwk]})
@@ -66,6 +81,8 @@ class JwksIssuer:
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/protocol/openid-connect/certs"
+        # An issuer whose discovery document this server answers (ISSUER's host is nowhere).
+        self.served_issuer = f"http://127.0.0.1:{self.server.server_address[1]}/realms/tribunal"
 
     def token(
         self,

@@ -44,7 +44,9 @@ async def test_fuzz_the_api_over_its_openapi_document(
     tmp_path: Path,
 ) -> None:
     settings = make_settings(
-        rate_limit_per_minute=1_000_000, conversation_create_per_minute=1_000_000
+        rate_limit_per_minute=1_000_000,
+        conversation_create_per_minute=1_000_000,
+        oidc_issuer=oidc.served_issuer,  # the console's config.json reads its discovery
     )
     port = free_port()
     server = uvicorn.Server(
@@ -85,7 +87,9 @@ async def test_fuzz_the_api_over_its_openapi_document(
             **os.environ,
             "SCHEMATHESIS_HOOKS": "schemathesis_hooks",
             "PYTHONPATH": str(HOOKS_DIR),
-            "FUZZ_ADMIN_TOKEN": oidc.token("fuzz-admin", ("admin", "agent"), expires_in=3600),
+            "FUZZ_ADMIN_TOKEN": oidc.token(
+                "fuzz-admin", ("admin", "agent"), expires_in=3600, issuer=oidc.served_issuer
+            ),
             "FUZZ_TELEGRAM_SECRET": "segredo-telegram",
         }
         process = await asyncio.create_subprocess_exec(
