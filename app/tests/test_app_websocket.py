@@ -134,3 +134,16 @@ async def test_erasure_closes_the_conversations_sockets(live: tuple[Harness, str
         )
         assert erased.status_code == 200
         assert await closed_with(ws) == 4403
+
+
+async def test_the_clerks_socket_refuses_binary_frames(live: tuple[Harness, str]) -> None:
+    """The console's socket had the citizens' looseness too (a KeyError on a binary frame)."""
+    h, address = live
+    async with connect(f"ws://{address}/api/v1/agent/ws") as ws:
+        await ws.send(json.dumps({"token": h.oidc.token("ana", ("agent", "equipe:geral"))}))
+        await next_event(ws, "hello")
+        await ws.send(b"\x00\x01")
+        assert await closed_with(ws) == 1003
+    async with connect(f"ws://{address}/api/v1/agent/ws") as ws:
+        await ws.send(b"\x00")  # instead of the token
+        assert await closed_with(ws) == 4401

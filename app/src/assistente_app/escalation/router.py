@@ -52,6 +52,10 @@ CONFLICT: dict[int | str, dict[str, Any]] = {
     409: {"model": ErrorBody, "description": "A conversa não está no estado para esta ação"}
 }
 
+# The console sends its token at once, then small JSON frames (watch, ping, a refreshed token):
+# a socket that stays silent or sends anything else is closed (binary 1003, too big 1009).
+CLERK_AUTH_TIMEOUT_S = 5.0
+CLERK_FRAME_BYTES = 16 * 1024
 # A token may be a little past its `exp` while the console refreshes it.
 EXPIRY_GRACE_S = 5.0
 
@@ -348,9 +352,17 @@ class ClerkSocket:
 
     async def receive(self) -> None:
         while True:
+            message = await self.websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                raise WebSocketDisconnect(message.get("code", 1000))
+            raw = message.get("text")
+            if raw is None or len(raw) > CLERK_FRAME_BYTES:  # binary or oversized: not ours
+                await self.send(error_body("unsupported_data", "Envie apenas texto JSON."))
+                await self.websocket.close(code=1003 if raw is None else 1009)
+                return
             try:
-                data = json.loads(await self.websocket.receive_text())
-            except ValueError:
+                data = json.loads(raw)
+            except (ValueError, RecursionError):
                 continue
             if not isinstance(data, dict):
                 continue
@@ -416,9 +428,11 @@ async def _authenticate_clerk(websocket: WebSocket, resources: Resources) -> Cle
         await websocket.close(code=4503)
         return None
     try:
-        first = json.loads(await asyncio.wait_for(websocket.receive_text(), timeout=10))
+        message = await asyncio.wait_for(websocket.receive(), timeout=CLERK_AUTH_TIMEOUT_S)
+        raw = message.get("text") or ""
+        first = json.loads(raw) if len(raw) <= CLERK_FRAME_BYTES else None
         token = str(first.get("token", "")) if isinstance(first, dict) else ""
-    except (TimeoutError, ValueError):
+    except (TimeoutError, ValueError, RecursionError):
         token = ""
     if not token:
         await websocket.send_json(error_body("not_authenticated", "Envie o token de acesso."))

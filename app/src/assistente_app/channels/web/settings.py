@@ -31,7 +31,9 @@ class WebSettings(BaseSettings):
         default=5.0, gt=0, description="How long a socket may stay open before sending its token"
     )
     ws_max_frame_bytes: int = Field(
-        default=4096, ge=256, description="Largest frame a client may send (token, ping)"
+        default=16 * 1024,
+        ge=256,
+        description="Largest frame a client may send (clerks' access tokens take a few KiB)",
     )
     ws_reauth_interval_s: float = Field(
         default=300.0, gt=0, description="How often an open socket checks its token is still valid"
