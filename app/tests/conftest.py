@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import socket
@@ -27,7 +28,7 @@ from assistente_app.queue.consumer import StreamConsumer
 from assistente_app.runtime import Resources
 from assistente_app.settings import Settings
 from assistente_app.worker.handlers import WorkerContext, handle_outbound, store_bot_turn
-from assistente_app.worker.runner import build_context, close_context
+from assistente_app.worker.runner import build_context, close_context, run_worker
 from assistente_testbed.http_fakes import send_json
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import FastAPI
@@ -251,6 +252,19 @@ async def running_app(settings: Settings, oidc: JwksIssuer) -> AsyncIterator[Har
 async def harness(make_settings: SettingsFactory, oidc: JwksIssuer) -> AsyncIterator[Harness]:
     async with running_app(make_settings(), oidc) as h:
         yield h
+
+
+@asynccontextmanager
+async def worker_running(settings: Settings) -> AsyncIterator[None]:
+    """The real worker loop (consumers, sweeper, retention) in this process, stopped after."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_worker(settings, stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(task, timeout=90)
 
 
 async def wait_for(predicate: Callable[[], Any], within: float = 10.0) -> Any:

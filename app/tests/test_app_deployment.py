@@ -20,7 +20,7 @@ from assistente_app.conversations import service as conversation_service
 from assistente_app.lgpd.service import ANONYMIZED_TEXT
 from assistente_app.settings import Settings
 from assistente_app.worker.runner import retention_once
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -241,6 +241,6 @@ def test_production_refuses_to_start_without_what_it_needs() -> None:
         oidc_audience="assistente-api",
         oidc_jwks_url="https://sso/certs",
         rasa_tracker_database_url="postgresql://rasa:p@db:5432/rasa",
-        lgpd_audit_key="chave-da-auditoria",
+        lgpd_audit_key=SecretStr("chave-da-auditoria"),
     )
     assert complete.environment == "production"

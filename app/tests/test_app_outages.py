@@ -7,21 +7,20 @@ real stack of the session (its tracker lives on the session's PostgreSQL, not th
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from assistente_app.conversations import models as m
 from assistente_app.core.migrate import upgrade
-from assistente_app.worker.runner import run_worker, sweep_once
+from assistente_app.worker.runner import sweep_once
 from assistente_testbed.postgres import PostgresServer
 from assistente_testbed.rasa import RasaStack
 from assistente_testbed.redis import RedisServer
 from sqlalchemy import func, select
 
-from .conftest import Harness, SettingsFactory, running_app, wait_for
+from .conftest import Harness, SettingsFactory, running_app, wait_for, worker_running
 
 # The outage the issue asks for: a PostgreSQL restart or failover of about this length.
 BLIP_S = 15
@@ -45,18 +44,6 @@ def own_postgres() -> Iterator[tuple[PostgresServer, str]]:
         yield server, dsn
     finally:
         server.remove()
-
-
-@contextlib.asynccontextmanager
-async def worker_running(settings: Any) -> AsyncIterator[None]:
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_worker(settings, stop))
-    try:
-        yield
-    finally:
-        stop.set()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.wait_for(task, timeout=90)
 
 
 async def user_messages(h: Harness, conversation_id: str) -> list[m.Message]:

@@ -8,13 +8,11 @@ PostgreSQL, Redis and (for erasure) Rasa are real.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import io
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -30,12 +28,11 @@ from assistente_app.worker.handlers import (
     on_outbound_dead_letter,
     store_bot_turn,
 )
-from assistente_app.worker.runner import run_worker
 from assistente_testbed.postgres import PostgresServer
 from assistente_testbed.rasa import RasaStack
 from sqlalchemy import select
 
-from .conftest import Harness, SettingsFactory, running_app, wait_for
+from .conftest import Harness, SettingsFactory, running_app, wait_for, worker_running
 from .test_app_channels import BOT_TOKEN, ProviderFake
 
 NAME = "Maria Aparecida Silva"
@@ -181,18 +178,6 @@ async def test_logs_and_dead_letters_hold_no_secret_and_no_identifier(
     for raw in RAW:
         assert raw not in logs, raw
         assert raw not in stored, raw
-
-
-@contextlib.asynccontextmanager
-async def worker_running(settings: Any) -> AsyncIterator[None]:
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_worker(settings, stop))
-    try:
-        yield
-    finally:
-        stop.set()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.wait_for(task, timeout=90)
 
 
 async def test_erasure_reaches_every_store(

@@ -6,7 +6,7 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,27 +45,37 @@ class WorkerContext(Resources):
     """Per channel name, the sender of channels whose provider the worker must call."""
 
 
-async def handle_inbound(ctx: WorkerContext, entry: Entry) -> None:
-    """One citizen message → Rasa → stored replies (+ escalation) → outbound queue."""
-    message_id = uuid.UUID(entry.fields["message_id"])
+@contextlib.asynccontextmanager
+async def held_lock(
+    ctx: WorkerContext, key: str, *, timeout_s: float, wait_s: float
+) -> AsyncIterator[None]:
+    """A Redis lock around one entry's work; not getting it is transient (another worker has
+    the conversation, or Redis blinked), so the entry is retried without counting a failure."""
     lock = ctx.redis.lock(
-        f"{ctx.settings.queue_prefix}:lock:conv:{entry.fields.get('conversation_id')}",
-        timeout=ctx.settings.rasa_timeout_s + 30,
-        blocking_timeout=ctx.settings.rasa_timeout_s,
+        f"{ctx.settings.queue_prefix}:{key}", timeout=timeout_s, blocking_timeout=wait_s
     )
     try:
         acquired = await lock.acquire()
     except LockError as exc:
-        raise TransientError("conversation lock unavailable") from exc
+        raise TransientError(f"lock {key} unavailable") from exc
     if not acquired:
-        raise TransientError("conversation busy in another worker")
+        raise TransientError(f"{key} held by another worker")
     try:
-        await _process_turn(ctx, message_id, redelivered=entry.redelivered)
+        yield
     finally:
         try:
             await lock.release()
         except LockError:
-            log.warning("conversation lock expired before release")
+            log.warning("%s lock expired before release", key.rsplit(":", 1)[0])
+
+
+async def handle_inbound(ctx: WorkerContext, entry: Entry) -> None:
+    """One citizen message → Rasa → stored replies (+ escalation) → outbound queue."""
+    message_id = uuid.UUID(entry.fields["message_id"])
+    timeout = ctx.settings.rasa_timeout_s
+    key = f"lock:conv:{entry.fields.get('conversation_id')}"
+    async with held_lock(ctx, key, timeout_s=timeout + 30, wait_s=timeout):
+        await _process_turn(ctx, message_id, redelivered=entry.redelivered)
 
 
 def _answer_key(ctx: WorkerContext, message_id: uuid.UUID) -> str:
@@ -194,24 +204,10 @@ async def handle_outbound(ctx: WorkerContext, entry: Entry) -> None:
     (a reclaim, a requeue after a crash) would otherwise both find it undelivered and send it
     twice. The lock also keeps a conversation's replies in order across workers."""
     conversation_id = uuid.UUID(entry.fields["conversation_id"])
-    lock = ctx.redis.lock(
-        f"{ctx.settings.queue_prefix}:lock:out:{conversation_id}",
-        timeout=ctx.settings.outbound_timeout_s * 4 + 30,
-        blocking_timeout=ctx.settings.outbound_timeout_s,
-    )
-    try:
-        acquired = await lock.acquire()
-    except LockError as exc:
-        raise TransientError("delivery lock unavailable") from exc
-    if not acquired:
-        raise TransientError("conversation's replies are being delivered by another worker")
-    try:
+    timeout = ctx.settings.outbound_timeout_s
+    key = f"lock:out:{conversation_id}"
+    async with held_lock(ctx, key, timeout_s=timeout * 4 + 30, wait_s=timeout):
         await _deliver(ctx, entry, conversation_id)
-    finally:
-        try:
-            await lock.release()
-        except LockError:
-            log.warning("delivery lock expired before release")
 
 
 async def _deliver(ctx: WorkerContext, entry: Entry, conversation_id: uuid.UUID) -> None:
