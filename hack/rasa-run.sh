@@ -73,7 +73,11 @@ case ${1:-} in
     model=${RASA_MODEL:-$("$repo/hack/rasa-train.sh")}
     cd "$rasa_dir"
     rasa_log "Rasa server on $host:$port with $(basename "$model") and $endpoints"
-    exec rasa run --enable-api --interface "$host" --port "$port" --model "$model" \
+    # On 127.0.0.1 the API stays open for the test bed and the benchmarks; RASA_AUTH_TOKEN
+    # closes it as the image does.
+    auth=()
+    [[ -n ${RASA_AUTH_TOKEN:-} ]] && auth=(--auth-token "$RASA_AUTH_TOKEN")
+    exec rasa run --enable-api "${auth[@]}" --interface "$host" --port "$port" --model "$model" \
       --endpoints "$endpoints" --credentials credentials.yml
     ;;
   *)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import socket
@@ -27,7 +28,7 @@ from assistente_app.queue.consumer import StreamConsumer
 from assistente_app.runtime import Resources
 from assistente_app.settings import Settings
 from assistente_app.worker.handlers import WorkerContext, handle_outbound, store_bot_turn
-from assistente_app.worker.runner import build_context, close_context
+from assistente_app.worker.runner import build_context, close_context, run_worker
 from assistente_testbed.http_fakes import send_json
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import FastAPI
@@ -45,11 +46,31 @@ class JwksIssuer:
         self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.kid = "test-key-1"
         self.requests = 0
+        self.down = threading.Event()  # set: requests hang, then fail (an IdP that is down)
         issuer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 issuer.requests += 1
+                if issuer.down.is_set():
+                    time.sleep(6)  # longer than the verifier's fetch timeout
+                    send_json(self, 503, {"error": "indisponível"})
+                    return
+                if self.path.endswith("/.well-known/openid-configuration"):
+                    # Discovery of the issuer at this server (the console's config, the fuzz run).
+                    realm = self.path.removesuffix("/.well-known/openid-configuration")
+                    base = issuer.served_issuer.removesuffix("/realms/tribunal") + realm
+                    send_json(
+                        self,
+                        200,
+                        {
+                            "issuer": base,
+                            "jwks_uri": issuer.url,
+                            "authorization_endpoint": f"{base}/protocol/openid-connect/auth",
+                            "token_endpoint": f"{base}/protocol/openid-connect/token",
+                        },
+                    )
+                    return
                 jwk = json.loads(RSAAlgorithm.to_jwk(issuer.key.public_key()))
                 jwk.update(kid=issuer.kid, use="sig", alg="RS256")
                 send_json(self, 200, {"keys": [jwk]})
@@ -61,6 +82,8 @@ class JwksIssuer:
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/protocol/openid-connect/certs"
+        # An issuer whose discovery document this server answers (ISSUER's host is nowhere).
+        self.served_issuer = f"http://127.0.0.1:{self.server.server_address[1]}/realms/tribunal"
 
     def token(
         self,
@@ -71,16 +94,19 @@ class JwksIssuer:
         expires_in: int = 300,
         key: rsa.RSAPrivateKey | None = None,
         kid: str | None = None,
+        issuer: str = ISSUER,
+        extra: dict[str, Any] | None = None,
     ) -> str:
         now = int(time.time())
         claims = {
-            "iss": ISSUER,
+            "iss": issuer,
             "aud": audience,
             "sub": sub,
             "iat": now,
             "exp": now + expires_in,
             "preferred_username": sub,
             "realm_access": {"roles": list(roles)},
+            **(extra or {}),
         }
         return jwt.encode(
             claims, key or self.key, algorithm="RS256", headers={"kid": kid or self.kid}
@@ -228,6 +254,19 @@ async def harness(make_settings: SettingsFactory, oidc: JwksIssuer) -> AsyncIter
         yield h
 
 
+@asynccontextmanager
+async def worker_running(settings: Settings) -> AsyncIterator[None]:
+    """The real worker loop (consumers, sweeper, retention) in this process, stopped after."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_worker(settings, stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(task, timeout=90)
+
+
 async def wait_for(predicate: Callable[[], Any], within: float = 10.0) -> Any:
     """Poll an async or sync predicate until it returns something truthy."""
     deadline = time.monotonic() + within
@@ -252,7 +291,7 @@ def free_port() -> int:
 async def live(make_settings: SettingsFactory, oidc: Any) -> AsyncIterator[tuple[Harness, str]]:
     """The same settings served twice: in-process (for the worker steps) and by uvicorn (a
     second API replica, reached over real TCP), so events cross processes through Redis."""
-    settings = make_settings()
+    settings = make_settings(ws_auth_timeout_s=1.0)
     port = free_port()
     config = uvicorn.Config(
         create_app(settings, configure_logs=False),
@@ -260,6 +299,7 @@ async def live(make_settings: SettingsFactory, oidc: Any) -> AsyncIterator[tuple
         port=port,
         log_level="warning",
         ws_per_message_deflate=False,
+        ws_max_size=settings.ws_max_frame_bytes,  # as assistente-api serve runs it
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import json
 import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -17,7 +18,10 @@ from urllib.parse import urlencode
 
 import pytest
 from assistente_app.conversations import models as m
-from assistente_app.worker.handlers import store_bot_turn
+from assistente_app.queue.consumer import StreamConsumer
+from assistente_app.queue.streams import Entry
+from assistente_app.worker.handlers import handle_outbound, on_outbound_dead_letter, store_bot_turn
+from assistente_app.worker.runner import sweep_outbound
 from assistente_testbed.http_fakes import send_json
 from sqlalchemy import func, select
 
@@ -34,6 +38,8 @@ class ProviderFake:
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
         self.fail_next = 0
+        self.refuse_next = 0  # answer 400, as the Graph API does for a recipient it refuses
+        self.delay_s = 0.0
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -44,6 +50,14 @@ class ProviderFake:
                     fake.fail_next -= 1
                     self._reply(503, {"error": {"message": "Service unavailable", "code": 2}})
                     return
+                if fake.refuse_next:
+                    fake.refuse_next -= 1
+                    self._reply(
+                        400,
+                        {"error": {"message": "(#131030) Recipient not allowed", "code": 131030}},
+                    )
+                    return
+                time.sleep(fake.delay_s)
                 fake.requests.append(
                     {"path": self.path, "auth": self.headers.get("Authorization"), "json": body}
                 )
@@ -95,6 +109,7 @@ async def channels(
     make_settings: SettingsFactory, oidc: Any, provider: ProviderFake
 ) -> AsyncIterator[Harness]:
     provider.requests.clear()
+    provider.delay_s = 0.0
     settings = make_settings(
         whatsapp_api_base=provider.url,
         whatsapp_access_token="EAAG-token",
@@ -442,3 +457,92 @@ async def test_a_waiting_whatsapp_citizen_leaves_the_queue_by_writing_sair(
         conversation = await session.get(m.Conversation, first.conversation_id)
     assert conversation is not None
     assert conversation.resolution_code == "desistencia"
+
+
+async def test_refused_replies_are_dead_lettered_not_lost_or_retried_forever(
+    channels: Harness, provider: ProviderFake
+) -> None:
+    """A WhatsApp 4xx used to lose the reply silently; now it becomes a dead letter, the reply
+    is marked failed (visible in the history), and the sweeper does not send it again."""
+    wa_id = f"55619{uuid.uuid4().int % 10**8:08d}"
+    await post_whatsapp(channels, whatsapp_payload(wa_id, f"wamid.{uuid.uuid4().hex}", "oi"))
+    stored = await messages_of(channels, "whatsapp", wa_id)
+    [reply_id] = await channels.bot_reply(stored[0].id, "Olá!")
+    provider.refuse_next = 10
+    queue = channels.worker.queues.outbound_for(str(stored[0].conversation_id))
+    consumer = StreamConsumer(
+        queue,
+        lambda e: handle_outbound(channels.worker, e),
+        consumer="test",
+        max_failures=1,
+        on_dead_letter=lambda e, r: on_outbound_dead_letter(channels.worker, e, r),
+    )
+    await queue.ensure_group()
+    await consumer.run_once(block_ms=0)
+    provider.refuse_next = 0
+    dead: Any = await channels.resources.redis.xrange(queue.dead_key)
+    assert len(dead) == 1
+    assert "EAAG-token" not in json.dumps(dead)
+    async with channels.worker.db.read_sessions() as session:
+        reply = await session.get(m.Message, reply_id)
+    assert reply is not None
+    assert reply.status == m.FAILED
+    assert reply.delivered_at is None
+    channels.worker.settings.queue_sweep_after_s = 0  # every undelivered reply is "old" now
+    await sweep_outbound(channels.worker)
+    assert str(reply_id) not in await queue.values_of("message_ids")
+    assert provider.requests == []
+
+
+async def test_a_reply_named_twice_is_sent_once(channels: Harness, provider: ProviderFake) -> None:
+    """Two outbound entries naming the same reply (a reclaim, a sweep) handled at once by two
+    workers: the per-conversation delivery lock lets one send it; the other finds it sent."""
+    chat_id = 7_000_000 + uuid.uuid4().int % 10**6
+    update = {"update_id": uuid.uuid4().int % 10**9, "message": {"chat": {"id": chat_id}}}
+    update["message"]["text"] = "oi"  # type: ignore[index]
+    await channels.client.post(
+        "/api/v1/channels/telegram/webhook",
+        json=update,
+        headers={"X-Telegram-Bot-Api-Secret-Token": "segredo-telegram"},
+    )
+    stored = await messages_of(channels, "telegram", str(chat_id))
+    [reply_id] = await channels.bot_reply(stored[0].id, "Olá, uma vez só.")
+    conversation_id = str(stored[0].conversation_id)
+    entry = Entry("s", "1-0", {"conversation_id": conversation_id, "message_ids": str(reply_id)})
+    provider.delay_s = 0.5  # both workers are inside the send at the same time
+    await asyncio.gather(
+        handle_outbound(channels.worker, entry), handle_outbound(channels.worker, entry)
+    )
+    sent = [r for r in provider.requests if r["json"].get("chat_id") == str(chat_id)]
+    assert len(sent) == 1
+
+
+async def test_voice_turns_are_keyed_by_their_signature(channels: Harness) -> None:
+    """The unsigned I-Twilio-Idempotency-Token header decides nothing: a replay with another
+    value stores nothing twice, and the same digit heard in two turns is two messages (each
+    Gather's action URL carries its own nonce, which the signature covers)."""
+    call_sid = f"CA{uuid.uuid4().hex}"
+    base_url = channels.settings.public_base_url + "/api/v1/channels/voice/webhook"
+    greeting = await post_voice(channels, {"CallSid": call_sid})
+    action = greeting.text.split('action="')[1].split('"')[0]
+    assert action.startswith(base_url + "?turn=")
+    params = {"CallSid": call_sid, "Digits": "1"}
+
+    async def post_turn(url: str, token: str) -> None:
+        path = url.removeprefix(channels.settings.public_base_url)
+        await channels.client.post(
+            path,
+            content=urlencode(params),
+            headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "X-Twilio-Signature": twilio_signature(url, params),
+                "I-Twilio-Idempotency-Token": token,
+            },
+        )
+
+    channels.settings.voice_reply_timeout_s = 0.05
+    await post_turn(action, "a")
+    await post_turn(action, "b")  # the same signed request, another header value
+    assert [x.text for x in await messages_of(channels, "voice", call_sid)] == ["1"]
+    await post_turn(base_url + "?turn=outro", "a")  # the next turn heard "1" again
+    assert [x.text for x in await messages_of(channels, "voice", call_sid)] == ["1", "1"]

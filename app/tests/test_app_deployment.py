@@ -22,7 +22,7 @@ from assistente_app.settings import Settings
 from assistente_app.worker.runner import retention_once
 from assistente_testbed.process import free_port
 from assistente_testbed.redis import RedisServer
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -223,7 +223,15 @@ def test_production_refuses_to_start_without_what_it_needs() -> None:
     with pytest.raises(ValidationError) as refused:
         Settings(environment="production", oidc_jwks_url="https://sso/certs")
     message = str(refused.value)
-    for name in ("DATABASE_URL", "REDIS_URL", "RASA_URL", "OIDC_ISSUER", "OIDC_AUDIENCE"):
+    for name in (
+        "DATABASE_URL",
+        "REDIS_URL",
+        "RASA_URL",
+        "OIDC_ISSUER",
+        "OIDC_AUDIENCE",
+        "RASA_TRACKER_DATABASE_URL",  # LGPD erasure must reach Rasa's events
+        "LGPD_AUDIT_KEY",  # the audit's hashes must be keyed
+    ):
         assert f"ASSISTENTE_{name}" in message
     assert "ASSISTENTE_OIDC_JWKS_URL" not in message
     complete = Settings(
@@ -234,6 +242,8 @@ def test_production_refuses_to_start_without_what_it_needs() -> None:
         oidc_issuer="https://sso/realms/t",
         oidc_audience="assistente-api",
         oidc_jwks_url="https://sso/certs",
+        rasa_tracker_database_url="postgresql://rasa:p@db:5432/rasa",
+        lgpd_audit_key=SecretStr("chave-da-auditoria"),
     )
     assert complete.environment == "production"
 

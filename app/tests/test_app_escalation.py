@@ -5,20 +5,27 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import os
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 from assistente_app.auth.oidc import JwksVerifier
 from assistente_app.conversations import models as m
 from assistente_app.core.settings import WEEKDAYS
 from assistente_app.escalation.service import WEEKDAY_NAMES, is_open, next_opening
 from assistente_app.queue.streams import Entry
+from assistente_app.settings import Settings
 from assistente_app.worker.handlers import handle_inbound, store_bot_turn
 from cryptography.hazmat.primitives.asymmetric import rsa
+from pydantic import ValidationError
 from sqlalchemy import select
 
-from .conftest import AUDIENCE, ISSUER, Harness, SettingsFactory, running_app
+from .conftest import AUDIENCE, ISSUER, Harness, SettingsFactory, running_app, wait_for
 
 ESCALATION = {
     "recipient_id": "x",
@@ -250,3 +257,127 @@ async def test_jwks_key_rotation_is_picked_up(oidc: Any) -> None:
         assert rotated.roles == frozenset({"admin"})
     finally:
         oidc.key, oidc.kid = old_key, old_kid
+
+
+async def test_wrong_issuer_and_top_level_roles_are_refused(harness: Harness) -> None:
+    url = "/api/v1/agent/queue"
+    foreign_issuer = harness.oidc.token(issuer="http://127.0.0.1/realms/outro-tribunal")
+    response = await harness.client.get(url, headers={"Authorization": f"Bearer {foreign_issuer}"})
+    assert response.status_code == 401
+    # Roles come from OIDC_ROLES_CLAIM only: a top-level "roles" claim grants nothing.
+    sneaky = harness.oidc.token("cidadao", ("user",), extra={"roles": ["admin", "agent"]})
+    response = await harness.client.get(url, headers={"Authorization": f"Bearer {sneaky}"})
+    assert response.status_code == 403
+
+
+async def test_agents_keep_working_on_cached_keys_while_the_jwks_is_down(
+    make_settings: SettingsFactory, oidc: Any
+) -> None:
+    """Ten clerks' requests at once, the identity provider hanging, the cache expired: every
+    request is verified with the cached keys, and the key set is asked for once, not ten
+    times in a row with a 5 s timeout each."""
+    async with running_app(make_settings(oidc_jwks_cache_s=1), oidc) as h:
+        headers = oidc.headers()
+        assert (await h.client.get("/api/v1/agent/queue", headers=headers)).status_code == 200
+        verifier = h.resources.verifier
+        assert verifier is not None
+        await wait_for(lambda: verifier.stale, within=5)
+        oidc.down.set()
+        try:
+            fetches_before = verifier.fetches
+            responses = await asyncio.gather(
+                *(h.client.get("/api/v1/agent/queue", headers=headers) for _ in range(10))
+            )
+            assert [r.status_code for r in responses] == [200] * 10
+            assert verifier.fetches - fetches_before <= 1
+        finally:
+            oidc.down.clear()
+
+
+def test_production_without_issuer_or_audience_refuses_to_start(database_url: str) -> None:
+    env = {
+        **os.environ,
+        "ASSISTENTE_ENVIRONMENT": "production",
+        "ASSISTENTE_DATABASE_URL": database_url,
+        "ASSISTENTE_REDIS_URL": "redis://127.0.0.1:1/0",
+        "ASSISTENTE_RASA_URL": "http://127.0.0.1:1",
+        "ASSISTENTE_OIDC_JWKS_URL": "http://127.0.0.1:1/certs",
+    }
+    api = Path(sys.executable).parent / "assistente-api"
+    result = subprocess.run(
+        [str(api), "serve", "--port", "1"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert "ASSISTENTE_OIDC_ISSUER" in result.stderr
+    assert "ASSISTENTE_OIDC_AUDIENCE" in result.stderr
+    assert "Traceback" not in result.stderr
+    with pytest.raises(ValidationError, match="ASSISTENTE_OIDC_ISSUER"):
+        Settings(
+            environment="production",
+            database_url=database_url,
+            redis_url="redis://x:6379/0",
+            rasa_url="http://rasa:5005",
+            oidc_jwks_url="http://sso/certs",
+            oidc_audience="assistente-api",
+        )
+
+
+@pytest.fixture
+def read_only_url(postgres_server: Any, database_url: str) -> str:
+    """A reader that, like a hot standby, refuses anything but reads in every transaction
+    (``SELECT … FOR UPDATE`` included): ``default_transaction_read_only`` on its role."""
+    database = database_url.rsplit("/", 1)[1]
+    role = "leitor_replica"
+    postgres_server.execute(
+        f"DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN "
+        f"CREATE ROLE {role} LOGIN PASSWORD 'leitura'; END IF; END$$;"
+        f"ALTER ROLE {role} SET default_transaction_read_only = on;"
+    )
+    postgres_server.execute(
+        f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}", database=database
+    )
+    return f"postgresql://{role}:leitura@{postgres_server.host}:{postgres_server.port}/{database}"
+
+
+async def test_agent_reads_work_on_a_read_only_replica(
+    make_settings: SettingsFactory, oidc: Any, read_only_url: str
+) -> None:
+    async with running_app(make_settings(database_read_url=read_only_url), oidc) as h:
+        conversation_id, _, _ = await escalate(h)
+        agent = oidc.headers("agente-replica", ("agent", "equipe:suporte_tecnico"))
+        history = await h.client.get(
+            f"/api/v1/agent/conversations/{conversation_id}/messages", headers=agent
+        )
+        assert history.status_code == 200, history.text
+        queue = await h.client.get("/api/v1/agent/queue", headers=agent)
+        assert queue.status_code == 200
+
+
+async def test_agents_read_only_what_is_theirs_to_see(harness: Harness) -> None:
+    """Enforced in escalation.service.ensure_can_read, which the agent API and the console's
+    live view both go through."""
+    bot_only_id, token, _ = await harness.open_conversation()
+    await harness.post_message(bot_only_id, token, "meu CPF é 123.456.789-09")
+    waiting_id, _, _ = await escalate(harness)
+    held_id, _, _ = await escalate(harness)
+    team = ("agent", "equipe:suporte_tecnico")
+    ana = harness.oidc.headers("agente-ana", team)
+    bia = harness.oidc.headers("agente-bia", team)
+    other_team = harness.oidc.headers("agente-caio", ("agent", "equipe:servicos_portal"))
+    supervisor = harness.oidc.headers("supervisora", ("agent", "supervisor"))
+    admin = harness.oidc.headers("auditoria", ("admin",))
+    claimed = await harness.client.post(f"/api/v1/agent/conversations/{held_id}/claim", headers=ana)
+    assert claimed.status_code == 200
+
+    async def status(conversation_id: str, headers: dict[str, str]) -> int:
+        url = f"/api/v1/agent/conversations/{conversation_id}/messages"
+        return (await harness.client.get(url, headers=headers)).status_code
+
+    assert await status(bot_only_id, ana) == 404  # only the bot has seen it
+    assert await status(bot_only_id, supervisor) == 404  # never reached level 2
+    assert await status(waiting_id, bia) == 200  # waiting in her team's queue
+    assert await status(waiting_id, other_team) == 403
+    assert await status(held_id, ana) == 200  # hers
+    assert await status(held_id, supervisor) == 200
+    assert await status(bot_only_id, admin) == 200
+    assert await status(str(uuid.uuid4()), ana) == 404  # the same answer as unknown ids

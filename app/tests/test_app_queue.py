@@ -4,6 +4,7 @@ transient failures, backpressure, replication and the sweeper."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import uuid
 from typing import Any
 
@@ -50,10 +51,23 @@ async def test_failures_are_retried_then_dead_lettered(redis: Redis) -> None:
         dead.append((entry.id, reason))
 
     consumer = StreamConsumer(
-        queue, broken, consumer="c", max_failures=3, block_ms=10, on_dead_letter=hook
+        queue,
+        broken,
+        consumer="c",
+        max_failures=3,
+        block_ms=10,
+        on_dead_letter=hook,
+        backoff_initial_s=0.3,
     )
-    for _ in range(3):
-        await consumer.run_once()
+    await consumer.run_once()
+    await consumer.run_once(block_ms=0)
+    assert len(attempts) == 1  # a failed entry waits before its next try (no hot loop)
+
+    async def dead_lettered() -> list[tuple[str, str]]:
+        await consumer.run_once(block_ms=0)
+        return dead
+
+    await wait_for(dead_lettered, within=10)
     assert len(attempts) == 3
     assert len(set(attempts)) == 1
     assert dead == [(attempts[0], "ValueError: mensagem impossível")]
@@ -253,9 +267,38 @@ async def test_sweeper_requeues_stored_but_unqueued_messages(
         # (The database is shared by the suite, so other tests' messages may be swept too.)
         await wait_for(swept, within=10)
         assert found.count(posted["id"]) == 1
-        await sweep_once(h.worker)  # not duplicated within the window
+        # Now pending (read by "probe", not acknowledged, as while Rasa is down): the sweeper
+        # leaves it alone however often it runs.
+        for _ in range(3):
+            await sweep_once(h.worker)
         again = await queue.read_new("probe", count=1000, block_ms=None)
         assert posted["id"] not in [e.fields["message_id"] for e in again]
+        assert (await queue.values_of("message_id")) >= {posted["id"]}
+
+
+async def test_sweeper_respects_backpressure(make_settings: SettingsFactory, oidc: Any) -> None:
+    settings = make_settings(queue_sweep_after_s=1, queue_max_length=2)
+    async with running_app(settings, oidc) as h:
+        conversation_id, token, _ = await h.open_conversation()
+        lost = (await h.post_message(conversation_id, token, "perdida")).json()
+        queue = h.resources.queues.inbound_for(conversation_id)
+        await h.resources.redis.delete(queue.key)
+        await queue.ensure_group()
+        for n in range(2):  # the backlog is full of other work
+            await queue.add({"message_id": f"outro-{n}", "conversation_id": "x"})
+
+        async def old_enough() -> bool:
+            async with h.worker.db.read_sessions() as session:
+                created = await session.scalar(
+                    select(m.Message.created_at).where(m.Message.id == uuid.UUID(lost["id"]))
+                )
+            assert created is not None
+            return (dt.datetime.now(dt.UTC) - created).total_seconds() > 1.5
+
+        await wait_for(old_enough, within=10)
+        await sweep_once(h.worker)
+        assert await queue.depth() == 2
+        assert lost["id"] not in await queue.values_of("message_id")
 
 
 async def test_admin_sees_and_requeues_dead_letters(harness: Harness) -> None:

@@ -18,13 +18,31 @@ GOLDEN = Path(__file__).parent / "golden/sample-children.yaml"
 UID = "00000000-0000-4000-8000-000000000001"
 
 
+# What every resource must name (the CRD requires them): the security Secret and Rasa's user.
+REQUIRED_SPEC: dict[str, Any] = {
+    "security": {"secretRef": {"name": "tjxx-security"}},
+    "postgres": {"rasaSecretRef": {"name": "tjxx-rasa-db"}},
+}
+
+
+def with_required(spec: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``spec`` plus what the CRD requires (unless ``spec`` says otherwise)."""
+    merged = {key: dict(value) for key, value in REQUIRED_SPEC.items()}
+    for key, value in (spec or {}).items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    return merged
+
+
 def make_cr(
     spec: dict[str, Any] | None = None, *, name: str = "tjxx", uid: str | None = UID
 ) -> AssistenteDigital:
     meta: dict[str, Any] = {"name": name, "namespace": "tribunal"}
     if uid:
         meta["uid"] = uid
-    return AssistenteDigital.from_body({"metadata": meta, "spec": spec or {}})
+    return AssistenteDigital.from_body({"metadata": meta, "spec": with_required(spec)})
 
 
 def sample_cr() -> AssistenteDigital:
@@ -177,7 +195,62 @@ def test_cloudnativepg_cluster_and_backups() -> None:
     }
     api = by_kind(objects, "Deployment")["tjxx-api"]["spec"]["template"]["spec"]["containers"][0]
     secrets = {e["valueFrom"]["secretKeyRef"]["name"] for e in api["env"] if "valueFrom" in e}
-    assert secrets == {"tjxx-pg-app"}
+    assert secrets == {"tjxx-pg-app", "tjxx-security", "tjxx-rasa-db"}
+
+
+def test_components_trust_each_other_only_with_credentials() -> None:
+    """Rasa has its own database user, its HTTP API a token, Redis a password, and the app
+    reaches Rasa's tracker (for LGPD erasure) with Rasa's credentials, not its own."""
+    objects = build_children(make_cr({"postgres": {"mode": "cloudnativepg"}}))
+    cluster = by_kind(objects, "Cluster")["tjxx-pg"]
+    assert cluster["spec"]["managed"]["roles"] == [
+        {
+            "name": "rasa",
+            "ensure": "present",
+            "login": True,
+            "createdb": True,
+            "inherit": False,
+            "connectionLimit": 50,
+            "passwordSecret": {"name": "tjxx-rasa-db"},
+        }
+    ]
+    pods = pod_templates(objects)
+
+    def env_of(name: str, container: int = 0) -> dict[str, Any]:
+        spec = pods[name]["spec"]["containers"][container]
+        return {e["name"]: e.get("value", e.get("valueFrom")) for e in spec["env"]}
+
+    def ref(secret: str, key: str) -> dict[str, Any]:
+        return {"secretKeyRef": {"name": secret, "key": key}}
+
+    nlu = env_of("tjxx-nlu")
+    assert nlu["RASA_AUTH_TOKEN"] == ref("tjxx-security", "rasa-token")
+    assert nlu["RASA_TRACKER_DB_USER"] == ref("tjxx-rasa-db", "username")
+    assert nlu["RASA_TRACKER_DB_NAME"] == "rasa"
+    assert nlu["RASA_LOCK_REDIS_PASSWORD"] == ref("tjxx-security", "redis-password")
+    assert "tjxx-pg-app" not in str(nlu)  # never the app's user
+    api = env_of("tjxx-api")
+    assert api["ASSISTENTE_REDIS_PASSWORD"] == ref("tjxx-security", "redis-password")
+    assert api["ASSISTENTE_LGPD_AUDIT_KEY"] == ref("tjxx-security", "lgpd-audit-key")
+    assert api["ASSISTENTE_RASA_TRACKER_DATABASE_URL"].endswith("@tjxx-pg-rw:5432/rasa")
+    for container in (0, 1):  # Redis and its Sentinel
+        redis = env_of("tjxx-redis", container)
+        assert redis["REDISCLI_AUTH"] == ref("tjxx-security", "redis-password")
+    scripts = by_kind(objects, "ConfigMap")["tjxx-redis-scripts"]["data"]
+    assert "requirepass ${REDIS_PASSWORD}" in scripts["redis-start.sh"]
+    assert "masterauth ${REDIS_PASSWORD}" in scripts["redis-start.sh"]
+    assert "sentinel auth-pass" in scripts["sentinel-start.sh"]
+
+
+def test_the_resource_must_name_its_credentials() -> None:
+    for missing, message in (
+        ("security", "spec.security.secretRef é obrigatório"),
+        ("postgres", "spec.postgres.rasaSecretRef é obrigatório"),
+    ):
+        spec = with_required()
+        del spec[missing]
+        with pytest.raises(ValueError, match=message):
+            AssistenteDigital.from_body({"metadata": {"name": "x"}, "spec": spec})
 
 
 def test_single_instance_cloudnativepg_disables_its_pdb() -> None:
@@ -284,8 +357,36 @@ def test_ingress_and_network_policies() -> None:
     ingress = by_kind(objects, "Ingress")["tjxx-api"]
     assert ingress["spec"]["tls"] == [{"hosts": ["a.jus.br"], "secretName": "tls"}]
     assert ingress["spec"]["ingressClassName"] == "nginx"
+    # /metrics, /docs, /openapi.json and the health endpoints are not published.
+    paths = {(p["path"], p["pathType"]) for p in ingress["spec"]["rules"][0]["http"]["paths"]}
+    assert paths == {("/", "Exact"), ("/static", "Prefix"), ("/api", "Prefix")} | {
+        ("/atendimento", "Prefix")
+    }
     policies = by_kind(objects, "NetworkPolicy")
-    assert set(policies) == {"tjxx-api", "tjxx-worker", "tjxx-nlu", "tjxx-actions", "tjxx-redis"}
+    assert set(policies) == {
+        "tjxx-api",
+        "tjxx-worker",
+        "tjxx-nlu",
+        "tjxx-actions",
+        "tjxx-redis",
+        "tjxx-postgres",
+    }
+    # Every component but PostgreSQL (whose instance manager talks to the API server) is
+    # closed for egress too; PostgreSQL accepts only what uses it and CloudNativePG.
+    for name, policy in policies.items():
+        expected = ["Ingress"] if name == "tjxx-postgres" else ["Ingress", "Egress"]
+        assert policy["spec"]["policyTypes"] == expected, name
+    postgres_from = policies["tjxx-postgres"]["spec"]["ingress"][0]["from"]
+    assert [
+        p["podSelector"]["matchLabels"]["app.kubernetes.io/component"] for p in postgres_from
+    ] == [
+        "api",
+        "worker",
+        "nlu",
+        "postgres",
+    ]
+    actions_out = policies["tjxx-actions"]["spec"]["egress"]
+    assert {p["port"] for rule in actions_out for p in rule["ports"]} == {53, 443}
     actions_from = policies["tjxx-actions"]["spec"]["ingress"][0]["from"]
     assert actions_from == [
         {

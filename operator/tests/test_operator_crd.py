@@ -11,6 +11,8 @@ from assistente_operator.crd import build_crd, openapi_schema
 from assistente_operator.models import AssistenteDigitalSpec, CRDModel
 from pydantic import ValidationError
 
+from .test_operator_builders import with_required
+
 OPERATOR_DIR = Path(__file__).resolve().parents[1]
 CRD_FILE = OPERATOR_DIR / "config/crd/bases/assistente.digital_assistentesdigitais.yaml"
 INVALID_SPECS = yaml.safe_load((Path(__file__).parent / "data/invalid_specs.yaml").read_text())
@@ -74,15 +76,20 @@ def test_every_cel_rule_has_a_message_and_every_list_is_bounded() -> None:
 
 def test_schema_defaults_equal_model_defaults() -> None:
     schema = openapi_schema()["properties"]["spec"]
-    defaulted = apply_defaults(schema, {})
-    model = AssistenteDigitalSpec().model_dump(mode="json", by_alias=True, exclude_none=True)
+    defaulted = apply_defaults(schema, with_required())
+    model = AssistenteDigitalSpec.model_validate(with_required()).model_dump(
+        mode="json", by_alias=True, exclude_none=True
+    )
     assert defaulted == model
 
 
 def test_models_round_trip_a_defaulted_object() -> None:
     schema = openapi_schema()["properties"]["spec"]
     defaulted = apply_defaults(
-        schema, {"postgres": {"mode": "external", "external": {"secretRef": {"name": "db"}}}}
+        schema,
+        with_required(
+            {"postgres": {"mode": "external", "external": {"secretRef": {"name": "db"}}}}
+        ),
     )
     parsed = AssistenteDigitalSpec.model_validate(defaulted)
     assert parsed.model_dump(mode="json", by_alias=True, exclude_none=True) == defaulted

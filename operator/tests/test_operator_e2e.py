@@ -14,6 +14,8 @@ import yaml
 from assistente_operator.builders import build_children
 from assistente_operator.models import AssistenteDigital, AssistenteDigitalSpec
 
+from .test_operator_builders import with_required
+
 pytestmark = pytest.mark.cluster
 
 OPERATOR_DIR = Path(__file__).resolve().parents[1]
@@ -135,13 +137,15 @@ def test_server_defaults_equal_the_model_defaults(kube: Any, operator: Any, name
                 "apiVersion": "assistente.digital/v1alpha1",
                 "kind": "AssistenteDigital",
                 "metadata": {"name": "minimal", "namespace": namespace},
-                "spec": {},
+                "spec": with_required(),  # the least a resource says: its credentials
             }
         ]
     )
     stored = kube.get(GROUP_KIND, "minimal", namespace)
     assert stored is not None
-    model = AssistenteDigitalSpec().model_dump(mode="json", by_alias=True, exclude_none=True)
+    model = AssistenteDigitalSpec.model_validate(with_required()).model_dump(
+        mode="json", by_alias=True, exclude_none=True
+    )
     assert stored["spec"] == model
 
 

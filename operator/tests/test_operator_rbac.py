@@ -10,6 +10,8 @@ from assistente_operator.kinds import CHILDREN
 from assistente_operator.models import AssistenteDigital
 from assistente_operator.rbac import cluster_role, namespaced_role
 
+from .test_operator_builders import with_required
+
 OPERATOR_DIR = Path(__file__).resolve().parents[1]
 ROLE_FILE = OPERATOR_DIR / "config/rbac/role.yaml"
 NAMESPACED_ROLE_FILE = OPERATOR_DIR / "config/components/namespaced/role.yaml"
@@ -56,7 +58,7 @@ def test_every_kind_a_builder_emits_is_registered() -> None:
             "trustedProxies": ["10.0.0.0/8"],
         },
     }
-    cr = AssistenteDigital.from_body({"metadata": {"name": "x"}, "spec": everything})
+    cr = AssistenteDigital.from_body({"metadata": {"name": "x"}, "spec": with_required(everything)})
     emitted = {(o["apiVersion"], o["kind"]) for o in build_children(cr)}
     assert emitted == set(CHILDREN), "kinds.CHILD_KINDS and the builders disagree"
 

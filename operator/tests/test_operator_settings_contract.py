@@ -36,7 +36,7 @@ def every_option_cr() -> AssistenteDigital:
         spec["channels"][channel] = {"enabled": True, "secretRef": {"name": f"tjxx-{channel}"}}
     spec["actions"]["datajud"]["baseUrl"] = "https://datajud.example"
     # The sample uses an external PostgreSQL; this one the CloudNativePG cluster.
-    spec["postgres"] = {"mode": "cloudnativepg"}
+    spec["postgres"] = {"mode": "cloudnativepg", "rasaSecretRef": {"name": "tjxx-rasa-db"}}
     return AssistenteDigital.from_body(body)
 
 

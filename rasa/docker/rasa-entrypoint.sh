@@ -24,5 +24,12 @@ if [ -z "${RASA_TRACKER_DB_HOST:-}" ] || [ -z "${RASA_LOCK_REDIS_HOST:-}" ]; the
   echo "RASA_TRACKER_DB_HOST/RASA_LOCK_REDIS_HOST unset: in-memory stores (single replica only)" >&2
   endpoints=endpoints.local.yml
 fi
-exec rasa run --enable-api --port "${RASA_PORT:-5005}" --model "$model" \
-  --endpoints "$endpoints" --credentials credentials.yml "$@"
+# The HTTP API (conversations, trackers, model) answers only with RASA_AUTH_TOKEN; without a
+# token it stays off. The REST channel and "/" (the probes) need neither.
+set -- --endpoints "$endpoints" --credentials credentials.yml "$@"
+if [ -n "${RASA_AUTH_TOKEN:-}" ]; then
+  set -- --enable-api --auth-token "$RASA_AUTH_TOKEN" "$@"
+else
+  echo "RASA_AUTH_TOKEN unset: Rasa's HTTP API stays off" >&2
+fi
+exec rasa run --port "${RASA_PORT:-5005}" --model "$model" "$@"

@@ -8,8 +8,23 @@ import os
 import signal
 import sys
 
+from pydantic import ValidationError
+
 from assistente_app.core.logging import configure_logging
-from assistente_app.settings import get_settings
+from assistente_app.settings import Settings, get_settings
+
+
+def load_settings() -> Settings:
+    """The settings, or exit 2 with what is wrong in them (no traceback to read through)."""
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        problems = "\n".join(
+            f"  - {'.'.join(str(p) for p in error['loc']) or 'configuração'}: {error['msg']}"
+            for error in exc.errors()
+        )
+        print(f"Configuração inválida; o processo não vai iniciar:\n{problems}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def api(argv: list[str] | None = None) -> None:
@@ -33,7 +48,7 @@ def api(argv: list[str] | None = None) -> None:
         trusted = args.forwarded_allow_ips.replace("*", "0.0.0.0/0,::/0")
         os.environ["ASSISTENTE_TRUSTED_PROXIES"] = trusted
         get_settings.cache_clear()
-    settings = get_settings()
+    settings = load_settings()
     configure_logging(settings.log_level)
     if args.command == "migrate":
         from assistente_app.core.migrate import upgrade
@@ -53,6 +68,8 @@ def api(argv: list[str] | None = None) -> None:
         log_config=None,
         access_log=False,
         ws_per_message_deflate=False,  # 14 KiB instead of ~64 KiB per idle socket
+        # Clients only send a token and pings: uvicorn's default 16 MiB frames are not needed.
+        ws_max_size=settings.ws_max_frame_bytes,
         proxy_headers=False,
     )
 
@@ -63,7 +80,7 @@ def worker(argv: list[str] | None = None) -> None:
     sub.add_parser("run", help="consume the queues (default)")
     sub.add_parser("retention", help="apply the LGPD retention policy once and exit")
     args = parser.parse_args(argv)
-    settings = get_settings()
+    settings = load_settings()
     configure_logging(settings.log_level)
     if args.command == "retention":
         from assistente_app.worker.runner import build_context, close_context, retention_once

@@ -19,6 +19,7 @@ from assistente_app.api.middleware import (
     ClientAddressMiddleware,
     RequestContextMiddleware,
 )
+from assistente_app.api.openapi import install_openapi
 from assistente_app.channels.registry import CHANNELS, enabled_channels
 from assistente_app.console import router as console
 from assistente_app.core import metrics
@@ -77,6 +78,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         generate_unique_id_function=_operation_id,
     )
     install_error_handlers(app)
+    install_openapi(app)
     for channel in CHANNELS:
         if channel.router is not None:
             app.include_router(channel.router)

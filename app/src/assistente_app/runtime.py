@@ -13,8 +13,10 @@ from redis.asyncio import Redis
 
 from assistente_app.auth.oidc import JwksVerifier
 from assistente_app.core.db import Database, create_database
+from assistente_app.core.logging import register_secrets
+from assistente_app.core.rasa_tracker import RasaTracker
 from assistente_app.core.redis import create_redis
-from assistente_app.core.settings import CoreSettings
+from assistente_app.core.settings import CoreSettings, secret_values
 from assistente_app.queue.streams import Queues, build_queues
 from assistente_app.realtime.hub import EventHub, EventPublisher
 
@@ -31,6 +33,8 @@ class Resources:
     """Agent and admin tokens; ``None`` without OIDC settings (those APIs then answer 503)."""
     events: EventPublisher
     """Events for the WebSockets of every API replica (citizens' and clerks')."""
+    rasa_tracker: RasaTracker | None = None
+    """Rasa's tracker database, which LGPD erasure and retention clean too."""
     hub: EventHub | None = None
     """Started by the API only: it fans events out to this replica's WebSockets."""
     enabled_channels: frozenset[str] = frozenset()
@@ -38,6 +42,7 @@ class Resources:
 
 
 def build_resources(settings: CoreSettings) -> Resources:
+    register_secrets(secret_values(settings))
     redis = create_redis(settings)
     verifier = None
     if settings.oidc_jwks_url or settings.oidc_issuer:
@@ -56,14 +61,23 @@ def build_resources(settings: CoreSettings) -> Resources:
         http=httpx.AsyncClient(timeout=settings.outbound_timeout_s),
         verifier=verifier,
         events=EventPublisher(redis, settings.queue_prefix),
+        rasa_tracker=(
+            RasaTracker(settings.rasa_tracker_database_url)
+            if settings.rasa_tracker_database_url
+            else None
+        ),
     )
 
 
 async def close_resources(resources: Resources) -> None:
     if resources.hub is not None:
         await resources.hub.stop()
+    if resources.verifier is not None:
+        await resources.verifier.aclose()
     await resources.http.aclose()
     await resources.db.dispose()
+    if resources.rasa_tracker is not None:
+        await resources.rasa_tracker.dispose()
     await resources.redis.aclose()
 
 

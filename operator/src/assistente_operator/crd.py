@@ -102,7 +102,8 @@ def model_schema(model: type[CRDModel]) -> Schema:
 def openapi_schema() -> Schema:
     spec = model_schema(AssistenteDigitalSpec)
     spec["description"] = "Desired state of one assistant deployment (one court or tenant)."
-    spec["default"] = {}
+    # No default for spec: a resource must name its credentials (security, Rasa's database
+    # user), and the API server checks a default against the CEL rules.
     status = model_schema(AssistenteDigitalStatus)
     status["description"] = "Observed state, written by the operator."
     return {

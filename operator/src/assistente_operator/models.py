@@ -365,6 +365,10 @@ class CloudNativePG(CRDModel):
     """PostgreSQL image; empty uses the CloudNativePG default."""
     storage: Persistence = Persistence(size="10Gi")
     backup: PostgresBackup = PostgresBackup()
+    operator_namespace: str = Field(
+        default="cnpg-system", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63
+    )
+    """Namespace of the CloudNativePG operator (its NetworkPolicy lets it reach the instances)."""
 
 
 class ExternalPostgres(CRDModel):
@@ -386,6 +390,11 @@ class PostgresSpec(CRDModel):
     """cloudnativepg renders a CloudNativePG Cluster; external uses a managed database."""
     cloudnativepg: CloudNativePG = CloudNativePG()
     external: ExternalPostgres | None = None
+    rasa_secret_ref: SecretRef | None = None
+    """Rasa's own database user, for its tracker store (never the app's user). With
+    cloudnativepg: a ``kubernetes.io/basic-auth`` Secret whose ``username`` is ``rasa`` (the
+    Cluster manages the role; Rasa creates its database ``rasa``). With external: a Secret
+    with ``host``, ``port``, ``dbname``, ``user`` and ``password`` of Rasa's database."""
 
     @model_validator(mode="after")
     def _check(self) -> PostgresSpec:
@@ -452,6 +461,15 @@ class OidcSpec(CRDModel):
     """Realm role <prefix><team> puts a clerk on a team's queue (e.g. equipe:suporte_tecnico)."""
     supervisor_role: str = Field(default="supervisor", min_length=1, max_length=64)
     """Realm role of supervisors: every queue, the clerks online and the team figures."""
+
+
+class SecuritySpec(CRDModel):
+    """Credentials the components use between themselves, from a Secret you create."""
+
+    secret_ref: SecretRef
+    """Secret with the keys ``redis-password`` (in-cluster Redis and its Sentinels; letters
+    and digits), ``rasa-token`` (Rasa's HTTP API) and ``lgpd-audit-key`` (the key of the LGPD
+    audit's hashes of phone numbers and protocols)."""
 
 
 class MonitoringSpec(CRDModel):
@@ -558,6 +576,17 @@ class DeletionPolicy(StrEnum):
 class AssistenteDigitalSpec(CRDModel):
     cel_rules = (
         cel(
+            "has(self.security)",
+            "spec.security.secretRef é obrigatório: o Secret com a senha do Redis, o token da "
+            "API do Rasa e a chave da auditoria LGPD",
+        ),
+        cel(
+            # At this level because the CRD defaults postgres to {} (a nested rule would pass).
+            "has(self.postgres) && has(self.postgres.rasaSecretRef)",
+            "spec.postgres.rasaSecretRef é obrigatório: o Rasa usa um usuário próprio no banco, "
+            "sem acesso às tabelas do atendimento",
+        ),
+        cel(
             # has(): the CRD's default for spec ({}) is validated before nested defaulting.
             "!has(self.retention)"
             " || self.retention.anonymizeAfterDays <= self.retention.conversationDays",
@@ -586,6 +615,9 @@ class AssistenteDigitalSpec(CRDModel):
     ingress: IngressSpec = IngressSpec()
     oidc: OidcSpec | None = None
     """Sign-in of clerks and admins. Required: the API does not start in production without it."""
+    security: SecuritySpec | None = None
+    """Credentials between the components (Redis password, Rasa's API token, the audit key).
+    Required."""
     monitoring: MonitoringSpec = MonitoringSpec()
     escalation: EscalationSpec = EscalationSpec()
     retention: RetentionSpec = RetentionSpec()
@@ -593,8 +625,22 @@ class AssistenteDigitalSpec(CRDModel):
 
     @model_validator(mode="after")
     def _check(self) -> AssistenteDigitalSpec:
-        if self.retention.anonymize_after_days > self.retention.conversation_days:
-            raise ValueError(self.cel_rules[0]["message"])
+        # Every broken rule at once, as the API server reports them.
+        broken = [
+            rule["message"]
+            for rule, ok in zip(
+                self.cel_rules,
+                (
+                    self.security is not None,
+                    self.postgres.rasa_secret_ref is not None,
+                    self.retention.anonymize_after_days <= self.retention.conversation_days,
+                ),
+                strict=True,
+            )
+            if not ok
+        ]
+        if broken:
+            raise ValueError("; ".join(broken))
         return self
 
 
@@ -666,7 +712,7 @@ class AssistenteDigital(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     metadata: ObjectMeta
-    spec: AssistenteDigitalSpec = AssistenteDigitalSpec()
+    spec: AssistenteDigitalSpec
     status: dict[str, Any] = {}
 
     @classmethod

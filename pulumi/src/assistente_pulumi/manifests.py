@@ -232,6 +232,12 @@ def secret_refs(assistant: AssistenteDigital) -> SecretRefs:
         and backup.credentials_secret_ref
         else ()
     )
+    # The components' own credentials (Redis password, Rasa's token and database user, the
+    # audit key) are random values the court generates once and keeps.
+    if spec.security is not None:
+        unsupported += (spec.security.secret_ref.name,)
+    if spec.postgres.rasa_secret_ref is not None:
+        unsupported += (spec.postgres.rasa_secret_ref.name,)
     return SecretRefs(
         postgres=postgres,
         redis=redis,

@@ -10,8 +10,11 @@ from typing import Final
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from assistente_app.core.availability import is_outage
 from assistente_app.core.errors import (
     AppError,
     ConflictError,
@@ -29,6 +32,9 @@ log = logging.getLogger(__name__)
 
 # The `code` of the error answer being sent, for the request middleware's metrics.
 response_error_code: ContextVar[str | None] = ContextVar("response_error_code", default=None)
+
+# What a 503 for a PostgreSQL or Redis outage tells clients: a failover takes about this long.
+OUTAGE_RETRY_AFTER_S = 5
 
 # A subclass takes the status of its nearest listed ancestor (e.g. QueueFullError → 503).
 HTTP_STATUS: Final[Mapping[type[AppError], int]] = {
@@ -111,10 +117,33 @@ def install_error_handlers(app: FastAPI) -> None:
             headers=getattr(exc, "headers", None),
         )
 
+    async def _dependency_error(_: Request, exc: Exception) -> JSONResponse:
+        # PostgreSQL or Redis down is not the client's fault, nor a bug: 503, come back soon.
+        if is_outage(exc):
+            log.warning("dependency unavailable: %s", type(exc).__name__)
+            return JSONResponse(
+                error_body(
+                    "service_unavailable",
+                    "Serviço temporariamente indisponível. Tente novamente em instantes.",
+                ),
+                status_code=503,
+                headers={"Retry-After": str(OUTAGE_RETRY_AFTER_S)},
+            )
+        return _internal_error(exc)
+
+    # Registered per class (not only for Exception) so Starlette answers them in its exception
+    # middleware instead of re-raising them to the server after the response.
+    for outage_type in (SQLAlchemyError, RedisError, OSError):
+        app.add_exception_handler(outage_type, _dependency_error)
+
     @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error: %s", type(exc).__name__)
-        return JSONResponse(
-            error_body("internal_error", "Erro interno. Tente novamente em instantes."),
-            status_code=500,
-        )
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        return await _dependency_error(request, exc)
+
+
+def _internal_error(exc: Exception) -> JSONResponse:
+    log.exception("unhandled error: %s", type(exc).__name__, exc_info=exc)
+    return JSONResponse(
+        error_body("internal_error", "Erro interno. Tente novamente em instantes."),
+        status_code=500,
+    )

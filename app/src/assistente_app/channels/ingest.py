@@ -12,6 +12,7 @@ from assistente_app.conversations import service as conversation_service
 from assistente_app.core import metrics
 from assistente_app.core.errors import TooManyRequestsError
 from assistente_app.core.ratelimit import enforce_rate_limit
+from assistente_app.core.text import storable
 from assistente_app.escalation import notify
 from assistente_app.escalation import service as escalation_service
 from assistente_app.escalation.catalog import LEFT_QUEUE, wants_to_leave
@@ -25,6 +26,11 @@ async def ingest_text(
 ) -> tuple[m.Conversation, m.Message | None]:
     """Store and queue one inbound text. Over-limit senders are dropped (and logged), not
     refused: a 429 would make the provider redeliver the whole batch of other senders too."""
+    inbound = InboundText(
+        sender=storable(inbound.sender)[:128],
+        text=storable(inbound.text),
+        idempotency_key=storable(inbound.idempotency_key) if inbound.idempotency_key else None,
+    )
     try:
         await enforce_rate_limit(
             redis=resources.redis,

@@ -37,7 +37,8 @@ async def read_body(request: Request, limit: int) -> bytes:
 def parse_json(body: bytes) -> dict[str, Any]:
     try:
         data = json.loads(body)
-    except ValueError as exc:
+    # RecursionError: JSON nested deeper than the interpreter's stack allows.
+    except (ValueError, RecursionError) as exc:
         raise MalformedPayloadError("O corpo da requisição não é um JSON válido.") from exc
     if not isinstance(data, dict):
         raise MalformedPayloadError("Esperava um objeto JSON.")

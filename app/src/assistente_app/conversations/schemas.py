@@ -9,6 +9,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+# Sequence numbers are PostgreSQL bigints: a larger ``after`` is refused (422), not sent.
+MAX_SEQ = 2**63 - 1
+
 
 class MessageOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)

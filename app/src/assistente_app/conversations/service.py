@@ -16,7 +16,7 @@ from assistente_app.conversations import models as m
 from assistente_app.conversations.protocol_numbers import format_protocol
 from assistente_app.conversations.schemas import MessageOut
 from assistente_app.core import metrics
-from assistente_app.core.errors import ForbiddenError
+from assistente_app.core.errors import ForbiddenError, ServiceUnavailableError
 from assistente_app.core.logging import bind_conversation
 from assistente_app.core.settings import CoreSettings
 from assistente_app.queue.streams import Queues
@@ -27,6 +27,12 @@ log = logging.getLogger(__name__)
 # A channel sender (WhatsApp number, Telegram chat) starts a new attendance after this silence.
 CHANNEL_CONVERSATION_IDLE = dt.timedelta(hours=24)
 ACTIVITY_PRECISION = dt.timedelta(minutes=1)
+
+
+class QueueUnavailableError(ServiceUnavailableError):
+    """The message is stored but could not be queued: retrying is safe and needed."""
+
+    code = "queue_unavailable"
 
 
 def now_utc() -> dt.datetime:
@@ -171,9 +177,23 @@ async def accept_user_message(
             # Answered by the clerk, not the bot: finished here for the reply SLO's count.
             metrics.TURNS.labels(channel=conversation.channel, outcome="human").inc()
     if message.status == m.ACCEPTED:
-        await queues.inbound_for(str(conversation.id)).add(
-            {"message_id": str(message.id), "conversation_id": str(conversation.id)}
-        )
+        try:
+            await queues.inbound_for(str(conversation.id)).add(
+                {"message_id": str(message.id), "conversation_id": str(conversation.id)}
+            )
+        except Exception as exc:
+            # Stored but not queued: the sweeper queues it later, and a retry with the same
+            # idempotency key queues it now. Either way the client must hear "try again".
+            log.warning(
+                "message stored, queueing failed: %s",
+                type(exc).__name__,
+                extra={"message_id": str(message.id)},
+            )
+            raise QueueUnavailableError(
+                "Sua mensagem foi registrada, mas a fila está indisponível. Tente novamente "
+                "em instantes (com a mesma Idempotency-Key).",
+                retry_after_s=5,
+            ) from exc
     elif message.status == m.FOR_AGENT and not duplicate and events is not None:
         await announce_for_agent(events, conversation, message)
     return message, duplicate

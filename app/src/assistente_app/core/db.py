@@ -45,18 +45,16 @@ class Database:
 
 
 def create_database(settings: CoreSettings) -> Database:
-    writer = create_async_engine(
-        settings.database_url,
-        pool_size=settings.database_pool_size,
-        pool_pre_ping=settings.database_pool_pre_ping,
-    )
+    options = {
+        "pool_size": settings.database_pool_size,
+        "pool_pre_ping": settings.database_pool_pre_ping,
+        # Bound parameters are message texts and addresses: errors must not carry them.
+        "hide_parameters": True,
+    }
+    writer = create_async_engine(settings.database_url, **options)
     reader = writer
     if settings.database_read_url:
-        reader = create_async_engine(
-            settings.database_read_url,
-            pool_size=settings.database_pool_size,
-            pool_pre_ping=settings.database_pool_pre_ping,
-        )
+        reader = create_async_engine(settings.database_read_url, **options)
     return Database(
         writer=writer,
         reader=reader,

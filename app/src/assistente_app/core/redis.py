@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from redis.asyncio import Redis
 from redis.asyncio.sentinel import Sentinel
 
@@ -10,6 +12,8 @@ from assistente_app.core.settings import CoreSettings
 
 def create_redis(settings: CoreSettings) -> Redis:
     """Return a client with ``decode_responses`` so stream fields come back as ``str``."""
+    password = settings.redis_password.get_secret_value() if settings.redis_password else None
+    auth: dict[str, Any] = {"password": password} if password else {}
     if settings.redis_sentinels:
         hosts = []
         for item in settings.redis_sentinels.split(","):
@@ -17,11 +21,18 @@ def create_redis(settings: CoreSettings) -> Redis:
             hosts.append((host, int(port)))
         # The timeout is for asking the Sentinels only: keyword arguments of Sentinel() also
         # reach the primary's connections, where a 2 s read timeout breaks every blocking
-        # XREADGROUP of the queue (block 2 s and more).
-        sentinel = Sentinel(hosts, sentinel_kwargs={"socket_timeout": 2.0})  # type: ignore[no-untyped-call]
+        # XREADGROUP of the queue (block 2 s and more). The Sentinels share Redis's password.
+        sentinel = Sentinel(  # type: ignore[no-untyped-call]
+            hosts, sentinel_kwargs={"socket_timeout": 2.0, **auth}
+        )
         # master_for re-discovers the primary after a failover, so writes follow it.
         client: Redis = sentinel.master_for(
-            settings.redis_sentinel_master, decode_responses=True, health_check_interval=30
+            settings.redis_sentinel_master,
+            decode_responses=True,
+            health_check_interval=30,
+            **auth,
         )
         return client
-    return Redis.from_url(settings.redis_url, decode_responses=True, health_check_interval=30)
+    return Redis.from_url(
+        settings.redis_url, decode_responses=True, health_check_interval=30, **auth
+    )

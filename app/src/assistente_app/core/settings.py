@@ -10,9 +10,10 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 from typing import Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -25,6 +26,8 @@ REQUIRED_IN_PRODUCTION = (
     "oidc_issuer",
     "oidc_audience",
     "oidc_jwks_url",
+    "rasa_tracker_database_url",
+    "lgpd_audit_key",
 )
 
 
@@ -58,6 +61,10 @@ class CoreSettings(BaseSettings):
         default=None, description="host:port,host:port of Sentinels; enables Sentinel discovery"
     )
     redis_sentinel_master: str = "mymaster"
+    redis_password: SecretStr | None = Field(
+        default=None,
+        description="Password of Redis and its Sentinels (else the one in REDIS_URL, if any)",
+    )
     redis_min_replicas_ack: int = Field(
         default=0, description="Replicas that must hold a queued entry before the API answers 202"
     )
@@ -131,13 +138,23 @@ class CoreSettings(BaseSettings):
     outbound_timeout_s: float = Field(default=10.0, description="Calls to channel APIs")
 
     # LGPD
+    rasa_tracker_database_url: str | None = Field(
+        default=None,
+        description="Rasa's tracker store (its own database and user): erasure and retention "
+        "delete its events too",
+    )
+    lgpd_audit_key: SecretStr | None = Field(
+        default=None,
+        description="Key of the audit trail's HMAC of subject identifiers (phone numbers are "
+        "few enough to enumerate an unkeyed hash)",
+    )
     retention_days: int = Field(default=180, ge=1)
     retention_anonymize_after_days: int = Field(
         default=30, ge=0, description="Closed conversations lose their personal data after this"
     )
     retention_interval_s: int = 3600
 
-    @field_validator("database_url", "database_read_url")
+    @field_validator("database_url", "database_read_url", "rasa_tracker_database_url")
     @classmethod
     def _use_asyncpg(cls, value: str | None) -> str | None:
         # Operators paste plain libpq DSNs; SQLAlchemy needs the driver in the scheme.
@@ -173,7 +190,11 @@ class CoreSettings(BaseSettings):
                 if name not in self.model_fields_set or not getattr(self, name)
             ]
             if missing:
-                raise ValueError(f"{', '.join(missing)} required when environment=production")
+                raise ValueError(
+                    f"ASSISTENTE_ENVIRONMENT=production exige {', '.join(missing)}: sem emissor "
+                    "e audiência, qualquer token assinado pelo provedor de identidade (de outro "
+                    "cliente ou realm) seria aceito, e os endereços padrão só servem num notebook"
+                )
         return self
 
     @property
@@ -191,3 +212,18 @@ class CoreSettings(BaseSettings):
     @property
     def open_weekdays(self) -> set[int]:
         return {WEEKDAYS.index(d) for d in self.service_days.split(",") if d}
+
+
+def secret_values(settings: BaseSettings) -> list[str]:
+    """The clear values of every ``SecretStr`` setting (for ``core.logging.register_secrets``),
+    and the passwords inside the storage URLs."""
+    values = [
+        value.get_secret_value()
+        for name in type(settings).model_fields
+        if isinstance(value := getattr(settings, name), SecretStr)
+    ]
+    for name in ("database_url", "database_read_url", "redis_url", "rasa_tracker_database_url"):
+        url = getattr(settings, name, None)
+        if isinstance(url, str) and (password := urlsplit(url).password):
+            values.append(password)
+    return values

@@ -22,6 +22,7 @@ from assistente_app.api.deps import (
     SessionDep,
     clerk_from,
 )
+from assistente_app.api.openapi import ErrorBody
 from assistente_app.auth.oidc import Clerk
 from assistente_app.conversations import models as m
 from assistente_app.conversations import service as conversation_service
@@ -47,7 +48,15 @@ from assistente_app.runtime import Resources
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/agent", tags=["agent"])
+# The agent's actions race each other (two clerks, one conversation): the loser hears 409.
+CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {"model": ErrorBody, "description": "A conversa não está no estado para esta ação"}
+}
 
+# The console sends its token at once, then small JSON frames (watch, ping, a refreshed token):
+# a socket that stays silent or sends anything else is closed (binary 1003, too big 1009).
+CLERK_AUTH_TIMEOUT_S = 5.0
+CLERK_FRAME_BYTES = 16 * 1024
 # A token may be a little past its `exp` while the console refreshes it.
 EXPIRY_GRACE_S = 5.0
 
@@ -63,8 +72,7 @@ def _state(conversation: m.Conversation) -> ConversationState:
 
 
 def _ensure_visible(clerk: Clerk, conversation: m.Conversation) -> None:
-    if conversation.agent_sub != clerk.subject and not clerk.sees_team(conversation.team):
-        raise ForbiddenError("Esta conversa é de outra equipe.")
+    service.ensure_can_read(conversation, clerk)
 
 
 def _claimable_teams(clerk: Clerk) -> frozenset[str] | None:
@@ -151,7 +159,9 @@ async def conversation_history(
     return await conversation_detail(conversation_id, clerk, session)
 
 
-@router.post("/conversations/{conversation_id}/claim", response_model=ConversationState)
+@router.post(
+    "/conversations/{conversation_id}/claim", response_model=ConversationState, responses=CONFLICT
+)
 async def claim(
     conversation_id: uuid.UUID, clerk: ClerkDep, session: SessionDep, resources: ResourcesDep
 ) -> ConversationState:
@@ -176,6 +186,7 @@ async def claim(
     "/conversations/{conversation_id}/messages",
     response_model=MessageOut,
     status_code=status.HTTP_202_ACCEPTED,
+    responses=CONFLICT,
 )
 async def reply(
     conversation_id: uuid.UUID,
@@ -185,7 +196,9 @@ async def reply(
     resources: ResourcesDep,
 ) -> MessageOut:
     """Answer the citizen; delivered on the citizen's channel by the worker."""
-    conversation = await service.get_conversation(session=session, conversation_id=conversation_id)
+    conversation = await service.get_conversation(
+        session=session, conversation_id=conversation_id, for_update=True
+    )
     service.ensure_owner(conversation, clerk.subject, is_admin=clerk.admin)
     message = await conversation_service.add_message(
         session=session,
@@ -203,7 +216,11 @@ async def reply(
     return MessageOut.model_validate(message)
 
 
-@router.post("/conversations/{conversation_id}/transfer", response_model=ConversationState)
+@router.post(
+    "/conversations/{conversation_id}/transfer",
+    response_model=ConversationState,
+    responses=CONFLICT,
+)
 async def transfer(
     conversation_id: uuid.UUID,
     body: TransferRequest,
@@ -212,7 +229,9 @@ async def transfer(
     resources: ResourcesDep,
 ) -> ConversationState:
     """Send the conversation to another team's queue, keeping its place in line."""
-    conversation = await service.get_conversation(session=session, conversation_id=conversation_id)
+    conversation = await service.get_conversation(
+        session=session, conversation_id=conversation_id, for_update=True
+    )
     service.ensure_owner(conversation, clerk.subject, is_admin=clerk.admin)
     previous_team = conversation.team
     notice = await service.transfer(
@@ -229,7 +248,9 @@ async def transfer(
     return _state(conversation)
 
 
-@router.post("/conversations/{conversation_id}/resolve", response_model=ConversationState)
+@router.post(
+    "/conversations/{conversation_id}/resolve", response_model=ConversationState, responses=CONFLICT
+)
 async def resolve(
     conversation_id: uuid.UUID,
     body: ResolveRequest,
@@ -238,7 +259,9 @@ async def resolve(
     resources: ResourcesDep,
 ) -> ConversationState:
     """Close the attendance with a resolution code; the next citizen message goes to the bot."""
-    conversation = await service.get_conversation(session=session, conversation_id=conversation_id)
+    conversation = await service.get_conversation(
+        session=session, conversation_id=conversation_id, for_update=True
+    )
     service.ensure_owner(conversation, clerk.subject, is_admin=clerk.admin)
     notice = await service.resolve(session=session, conversation=conversation, code=body.code)
     await session.commit()
@@ -332,9 +355,17 @@ class ClerkSocket:
 
     async def receive(self) -> None:
         while True:
+            message = await self.websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                raise WebSocketDisconnect(message.get("code", 1000))
+            raw = message.get("text")
+            if raw is None or len(raw) > CLERK_FRAME_BYTES:  # binary or oversized: not ours
+                await self.send(error_body("unsupported_data", "Envie apenas texto JSON."))
+                await self.websocket.close(code=1003 if raw is None else 1009)
+                return
             try:
-                data = json.loads(await self.websocket.receive_text())
-            except ValueError:
+                data = json.loads(raw)
+            except (ValueError, RecursionError):
                 continue
             if not isinstance(data, dict):
                 continue
@@ -400,9 +431,11 @@ async def _authenticate_clerk(websocket: WebSocket, resources: Resources) -> Cle
         await websocket.close(code=4503)
         return None
     try:
-        first = json.loads(await asyncio.wait_for(websocket.receive_text(), timeout=10))
+        message = await asyncio.wait_for(websocket.receive(), timeout=CLERK_AUTH_TIMEOUT_S)
+        raw = message.get("text") or ""
+        first = json.loads(raw) if len(raw) <= CLERK_FRAME_BYTES else None
         token = str(first.get("token", "")) if isinstance(first, dict) else ""
-    except (TimeoutError, ValueError):
+    except (TimeoutError, ValueError, RecursionError):
         token = ""
     if not token:
         await websocket.send_json(error_body("not_authenticated", "Envie o token de acesso."))

@@ -10,6 +10,7 @@ from assistente_contract import Team
 from pydantic import BaseModel, ConfigDict, Field
 
 from assistente_app.conversations.schemas import MessageOut
+from assistente_app.core.text import CleanStr
 
 ResolutionCode = Literal["resolvido", "orientado", "sem_resposta", "fora_do_escopo"]
 
@@ -30,7 +31,7 @@ class QueueItem(BaseModel):
 
 class AgentReply(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    text: str = Field(min_length=1, max_length=4000)
+    text: CleanStr = Field(min_length=1, max_length=4000)
 
 
 class TransferRequest(BaseModel):

@@ -12,6 +12,7 @@ from assistente_contract import Escalation, as_team, team_label
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from assistente_app.auth.oidc import Clerk
 from assistente_app.conversations import models as m
 from assistente_app.conversations import service as conversation_service
 from assistente_app.core import metrics
@@ -279,13 +280,35 @@ async def list_queue(*, session: AsyncSession, team: str | None) -> list[m.Conve
     return list(rows.scalars())
 
 
-async def get_conversation(*, session: AsyncSession, conversation_id: uuid.UUID) -> m.Conversation:
-    conversation = await session.get(m.Conversation, conversation_id, with_for_update=True)
+async def get_conversation(
+    *, session: AsyncSession, conversation_id: uuid.UUID, for_update: bool = False
+) -> m.Conversation:
+    """The conversation; ``for_update`` locks its row (write paths only: a read replica, a hot
+    standby, refuses ``SELECT … FOR UPDATE``)."""
+    conversation = await session.get(m.Conversation, conversation_id, with_for_update=for_update)
     if conversation is None:
         raise NotFoundError("Conversa não encontrada.")
     # The clerk's requests are logged with the attendance they act on, as the citizen's are.
     bind_conversation(protocol=conversation.protocol, conversation_id=conversation.id)
     return conversation
+
+
+def ensure_can_read(conversation: m.Conversation, clerk: Clerk) -> None:
+    """What a clerk may read: conversations that reached level 2 in a team they work (or
+    supervise), and those they hold or held. Every reader goes through here (the agent API,
+    the console's live view).
+
+    A conversation only the bot has seen is none of a clerk's business (LGPD necessity): it
+    answers 404 like an unknown one, so ids reveal nothing. Admins see all.
+    """
+    if clerk.admin or (
+        conversation.agent_sub is not None and conversation.agent_sub == clerk.subject
+    ):
+        return
+    if conversation.team is None:
+        raise NotFoundError("Conversa não encontrada.")
+    if not clerk.sees_team(conversation.team):
+        raise ForbiddenError("Esta conversa é de outra equipe.")
 
 
 async def claim(
@@ -314,11 +337,13 @@ async def claim(
         )
     ).scalar_one_or_none()
     if claimed is None:
-        await get_conversation(session=session, conversation_id=conversation_id)
+        await get_conversation(session=session, conversation_id=conversation_id, for_update=True)
         raise ConflictError(
             "A conversa não está aguardando na fila (já foi assumida ou encerrada)."
         )
-    conversation = await get_conversation(session=session, conversation_id=conversation_id)
+    conversation = await get_conversation(
+        session=session, conversation_id=conversation_id, for_update=True
+    )
     await session.refresh(conversation)
     text = (
         f"Atendente entrou na conversa: {agent_name}."

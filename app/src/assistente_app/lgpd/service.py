@@ -4,20 +4,38 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
+import logging
+import uuid
 from typing import Any
 
 from assistente_contract import as_team
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistente_app.conversations import models as m
 from assistente_app.conversations.schemas import MessageOut
 from assistente_app.core import metrics
+from assistente_app.core.settings import CoreSettings
 from assistente_app.lgpd.models import LgpdRequest
+from assistente_app.realtime.hub import REVOKED_EVENT, publish_event
+from assistente_app.runtime import Resources
+
+log = logging.getLogger(__name__)
+
+# Outside production only (production refuses to start without ASSISTENTE_LGPD_AUDIT_KEY).
+DEVELOPMENT_AUDIT_KEY = "assistente-desenvolvimento"
 
 
-def subject_hash(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
+def subject_hash(value: str, settings: CoreSettings) -> str:
+    """A keyed hash (HMAC-SHA256) of the subject's identifier for the audit trail.
+
+    An unkeyed SHA-256 of a phone number is no protection: there are few enough numbers to
+    hash them all. With the key, the encarregado can still answer "was this subject's data
+    erased?" by hashing the identifier again, and nobody without the key can."""
+    key = settings.lgpd_audit_key
+    secret = key.get_secret_value() if key is not None else DEVELOPMENT_AUDIT_KEY
+    return hmac.new(secret.encode(), value.encode(), hashlib.sha256).hexdigest()
 
 
 def _subject_filter(*, protocol: str | None, channel: str | None, external_id: str | None) -> Any:
@@ -29,6 +47,7 @@ def _subject_filter(*, protocol: str | None, channel: str | None, external_id: s
 async def export_subject(
     *,
     session: AsyncSession,
+    settings: CoreSettings,
     requested_by: str,
     protocol: str | None = None,
     channel: str | None = None,
@@ -68,7 +87,7 @@ async def export_subject(
     session.add(
         LgpdRequest(
             kind="export",
-            subject_hash=subject_hash(protocol or f"{channel}:{external_id}"),
+            subject_hash=subject_hash(protocol or f"{channel}:{external_id}", settings),
             requested_by=requested_by,
             result={"conversations": len(exported)},
         )
@@ -80,44 +99,79 @@ async def export_subject(
 async def erase_subject(
     *,
     session: AsyncSession,
+    resources: Resources,
     requested_by: str,
     protocol: str | None = None,
     channel: str | None = None,
     external_id: str | None = None,
 ) -> dict[str, int]:
-    """Delete the subject's conversations and messages (LGPD art. 18 VI)."""
+    """Delete everything kept about the subject (LGPD art. 18 VI): the conversations and their
+    messages, Rasa's tracker events, the entries of the streams and dead letters, and Rasa's
+    answers kept for retries. Open WebSockets of those conversations are closed.
+
+    The other stores are cleaned first and the app's rows last: if a store is unavailable the
+    request fails (503) with the rows still there, so repeating it finds them again."""
     where = _subject_filter(protocol=protocol, channel=channel, external_id=external_id)
     ids = list((await session.execute(select(m.Conversation.id).where(where))).scalars())
-    messages = 0
+    message_ids: list[uuid.UUID] = []
+    rasa_events = queue_entries = 0
     if ids:
-        messages = int(
+        message_ids = list(
             (
                 await session.execute(
-                    select(func.count())
-                    .select_from(m.Message)
-                    .where(m.Message.conversation_id.in_(ids))
+                    select(m.Message.id).where(m.Message.conversation_id.in_(ids))
                 )
-            ).scalar_one()
+            ).scalars()
         )
+        if resources.rasa_tracker is not None:
+            rasa_events = await resources.rasa_tracker.forget(ids)
+        for queue in resources.queues.all():
+            for conversation_id in ids:
+                queue_entries += await queue.forget_conversation(str(conversation_id))
+        prefix = resources.settings.queue_prefix
+        if message_ids:
+            await resources.redis.delete(*(f"{prefix}:rasa-answer:{i}" for i in message_ids))
         await session.execute(delete(m.Conversation).where(m.Conversation.id.in_(ids)))
-    result = {"conversations": len(ids), "messages": messages}
+    result = {
+        "conversations": len(ids),
+        "messages": len(message_ids),
+        "rasa_events": rasa_events,
+        "queue_entries": queue_entries,
+    }
     session.add(
         LgpdRequest(
             kind="erasure",
-            subject_hash=subject_hash(protocol or f"{channel}:{external_id}"),
+            subject_hash=subject_hash(protocol or f"{channel}:{external_id}", resources.settings),
             requested_by=requested_by,
             result=result,
         )
     )
     await session.commit()
+    for conversation_id in ids:
+        await publish_event(
+            resources.redis,
+            resources.settings.queue_prefix,
+            {"type": REVOKED_EVENT, "conversation_id": str(conversation_id)},
+        )
     return result
 
 
 async def apply_retention(
-    *, session: AsyncSession, retention_days: int, requested_by: str = "retention-job"
+    *,
+    session: AsyncSession,
+    retention_days: int,
+    resources: Resources | None = None,
+    requested_by: str = "retention-job",
 ) -> int:
-    """Delete conversations idle for longer than ``retention_days`` (messages cascade)."""
+    """Delete conversations idle for longer than ``retention_days`` (messages cascade), and,
+    with ``resources``, Rasa's events and dead letters older than that."""
     cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(days=retention_days)
+    rasa_events = dead_letters = 0
+    if resources is not None:
+        if resources.rasa_tracker is not None:
+            rasa_events = await resources.rasa_tracker.expire(cutoff)
+        for queue in resources.queues.all():
+            dead_letters += await queue.trim_dead_letters(before=cutoff)
     deleted = (
         await session.execute(
             delete(m.Conversation)
@@ -131,7 +185,12 @@ async def apply_retention(
             kind="retention",
             subject_hash=None,
             requested_by=requested_by,
-            result={"conversations": count, "cutoff": cutoff.isoformat()},
+            result={
+                "conversations": count,
+                "rasa_events": rasa_events,
+                "dead_letters": dead_letters,
+                "cutoff": cutoff.isoformat(),
+            },
         )
     )
     await session.commit()
@@ -148,7 +207,11 @@ CLOSED_AFTER_SILENCE = dt.timedelta(hours=24)
 
 
 async def apply_anonymization(
-    *, session: AsyncSession, anonymize_after_days: int, requested_by: str = "retention-job"
+    *,
+    session: AsyncSession,
+    anonymize_after_days: int,
+    resources: Resources | None = None,
+    requested_by: str = "retention-job",
 ) -> int:
     """Remove the personal data of closed conversations idle for ``anonymize_after_days``: what
     the citizen and the clerk wrote, the channel address, the escalation reason, who the clerk was,
@@ -174,6 +237,9 @@ async def apply_anonymization(
             )
         ).scalars()
     )
+    if ids and resources is not None and resources.rasa_tracker is not None:
+        # Rasa's events hold what the citizen wrote and the slots filled from it.
+        await resources.rasa_tracker.forget(ids)
     if ids:
         await session.execute(
             update(m.Message)

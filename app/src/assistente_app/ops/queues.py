@@ -12,10 +12,11 @@ from sqlalchemy import update
 from assistente_app.api.deps import AdminDep, ResourcesDep, SessionDep
 from assistente_app.conversations import models as m
 from assistente_app.core.errors import NotFoundError
+from assistente_app.queue.streams import is_entry_id
 
 router = APIRouter(prefix="/api/v1/admin/queue", tags=["queue"])
 
-ENTRY_ID = r"^\d+-\d+$"
+ENTRY_ID = r"^\d{1,20}-\d{1,20}$"
 
 
 class StreamStats(BaseModel):
@@ -83,6 +84,8 @@ async def requeue_dead_letter(
     entry_id: Annotated[str, Path(pattern=ENTRY_ID)],
 ) -> DeadLetter:
     """Put a dead letter back on its stream (e.g. after fixing the cause)."""
+    if not is_entry_id(entry_id):  # beyond 64 bits: Redis would refuse the id itself
+        raise NotFoundError("Entrada não encontrada nas filas de mensagens mortas.")
     for queue in resources.queues.all():
         found: Any = await resources.redis.xrange(queue.dead_key, min=entry_id, max=entry_id)
         if not found:
@@ -95,6 +98,14 @@ async def requeue_dead_letter(
                 update(m.Message)
                 .where(m.Message.id == uuid.UUID(message_id), m.Message.status == m.FAILED)
                 .values(status=m.ACCEPTED)
+            )
+            await session.commit()
+        if reply_ids := [uuid.UUID(i) for i in original.get("message_ids", "").split(",") if i]:
+            # Replies a channel refused become deliverable again.
+            await session.execute(
+                update(m.Message)
+                .where(m.Message.id.in_(reply_ids), m.Message.status == m.FAILED)
+                .values(status=m.STORED)
             )
             await session.commit()
         await queue.add(original)

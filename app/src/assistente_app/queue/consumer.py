@@ -3,10 +3,16 @@
 The handler decides what a failure means:
 
 * returns normally            -> the entry is acknowledged (and deleted);
-* raises ``TransientError``   -> a dependency is down (Rasa, a channel API): the entry stays
-  pending, is *not* counted as a failure, and the consumer backs off exponentially;
-* raises anything else        -> the failure is counted; after ``max_failures`` the entry goes
-  to the dead-letter stream.
+* raises ``TransientError``, or an error that says PostgreSQL or Redis is unavailable
+  (``core.availability.is_outage``) -> a dependency is down (Rasa, a channel API, a database
+  failover): the entry stays pending, is *not* counted as a failure, and the consumer backs off
+  exponentially;
+* raises anything else        -> the failure is counted and the entry waits (exponentially
+  longer each time) before its next try; after ``max_failures`` it goes to the dead-letter
+  stream.
+
+While entries are being handled, the consumer keeps resetting their idle time, so another
+consumer reclaims them only when this one has really stopped (not while Rasa is slow).
 
 Entries of one conversation are handled in order, one at a time.
 """
@@ -16,11 +22,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 
 from assistente_app.core import metrics
+from assistente_app.core.availability import is_outage
 from assistente_app.core.errors import TransientError
+from assistente_app.core.logging import redact
 from assistente_app.queue.streams import Entry, StreamQueue
 
 log = logging.getLogger(__name__)
@@ -56,6 +65,8 @@ class StreamConsumer:
         self.backoff_max_s = backoff_max_s
         self.backoff_s = 0.0
         self._retry_own = True  # after a restart, first finish what we had claimed
+        # Entries that failed wait before their next try: entry id -> monotonic time.
+        self._not_before: dict[str, float] = {}
 
     async def run(self, stop: asyncio.Event) -> None:
         group_ready = False
@@ -81,8 +92,12 @@ class StreamConsumer:
         """Fetch one batch (own retries, reclaimed, new) and handle it. Returns its size."""
         entries: list[Entry] = []
         if self._retry_own:
-            entries += await self.queue.read_own_pending(self.consumer, count=self.batch_size)
-        seen = {e.id for e in entries}
+            now = time.monotonic()
+            own = await self.queue.read_own_pending(self.consumer, count=self.batch_size)
+            entries += [e for e in own if self._not_before.get(e.id, 0.0) <= now]
+            waiting = {e.id for e in own} - {e.id for e in entries}
+            self._not_before = {k: v for k, v in self._not_before.items() if k in waiting}
+        seen = {e.id for e in entries} | set(self._not_before)
         for entry in await self.queue.reclaim(
             self.consumer, min_idle_ms=self.reclaim_idle_ms, count=self.batch_size
         ):
@@ -95,11 +110,11 @@ class StreamConsumer:
                 self.consumer, count=self.batch_size - len(entries), block_ms=wait or None
             )
         if not entries:
-            self._retry_own = False
+            self._retry_own = bool(self._not_before)
             return 0
         outcomes = await self._handle_batch(entries)
         transient = "retry" in outcomes
-        self._retry_own = transient or "failed" in outcomes
+        self._retry_own = transient or "failed" in outcomes or bool(self._not_before)
         if transient:
             self._bump_backoff()
         else:
@@ -127,17 +142,36 @@ class StreamConsumer:
                     break
             return results
 
-        groups = await asyncio.gather(*(_sequential(g) for g in by_conversation.values()))
+        heartbeat = asyncio.create_task(self._keep_claimed([e.id for e in entries]))
+        try:
+            groups = await asyncio.gather(*(_sequential(g) for g in by_conversation.values()))
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
         return [outcome for group in groups for outcome in group]
+
+    async def _keep_claimed(self, entry_ids: list[str]) -> None:
+        every_s = self.reclaim_idle_ms / 3000
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                await self.queue.touch(self.consumer, entry_ids)
+            except Exception as exc:  # Redis blinked: the next beat tries again
+                log.warning("could not keep entries claimed: %s", type(exc).__name__)
 
     async def _handle(self, entry: Entry) -> str:
         try:
             await self.handler(entry)
-        except TransientError as exc:
-            log.warning("transient failure, will retry: %s", exc, extra={"stream": entry.stream})
-            metrics.WORKER_RETRIES.labels(stream=self.queue.kind, reason="transient").inc()
-            outcome = "retry"
         except Exception as exc:
+            if isinstance(exc, TransientError) or is_outage(exc):
+                log.warning(
+                    "transient failure, will retry: %s",
+                    redact(f"{type(exc).__name__}: {exc}"),
+                    extra={"stream": entry.stream},
+                )
+                metrics.WORKER_RETRIES.labels(stream=self.queue.kind, reason="transient").inc()
+                return "retry"
             failures = await self.queue.record_failure(entry.id)
             log.exception(
                 "entry %s failed (%d/%d)",
@@ -146,8 +180,13 @@ class StreamConsumer:
                 self.max_failures,
                 extra={"stream": entry.stream},
             )
-            if failures >= self.max_failures:
-                reason = f"{type(exc).__name__}: {exc}"
+            if failures < self.max_failures:
+                delay = min(self.backoff_max_s, self.backoff_initial_s * 2 ** (failures - 1))
+                self._not_before[entry.id] = time.monotonic() + delay
+                metrics.WORKER_RETRIES.labels(stream=self.queue.kind, reason="error").inc()
+                outcome = "failed"
+            else:
+                reason = redact(f"{type(exc).__name__}: {exc}")
                 if self.on_dead_letter is not None:
                     try:
                         await self.on_dead_letter(entry, reason)
@@ -156,9 +195,6 @@ class StreamConsumer:
                 await self.queue.dead_letter(entry, reason)
                 metrics.DEAD_LETTERS.labels(stream=self.queue.kind).inc()
                 outcome = "dead"
-            else:
-                metrics.WORKER_RETRIES.labels(stream=self.queue.kind, reason="error").inc()
-                outcome = "failed"
         else:
             await self.queue.ack(entry.id)
             outcome = "done"

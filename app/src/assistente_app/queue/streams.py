@@ -14,6 +14,7 @@ pending), which is what backpressure and the queue-depth metric need.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
 import time
@@ -30,6 +31,8 @@ log = logging.getLogger(__name__)
 
 GROUP = "workers"
 DEPTH_CACHE_S = 0.5
+# Dead letters are for people to look at and requeue, not an archive: the oldest go first.
+DEAD_LETTERS_KEPT = 10_000
 
 
 @dataclass(frozen=True)
@@ -37,11 +40,25 @@ class Entry:
     stream: str
     id: str
     fields: dict[str, str]
+    redelivered: bool = False
+    """Handed out before (a retry of our own, or reclaimed from another consumer)."""
 
     @property
     def age_s(self) -> float:
         """Seconds since the entry was added (stream ids start with a millisecond timestamp)."""
         return time.time() - int(self.id.split("-", 1)[0]) / 1000
+
+
+def is_entry_id(value: str) -> bool:
+    """Whether Redis would take ``value`` as a stream entry id (two unsigned 64-bit numbers)."""
+    millis, dash, sequence = value.partition("-")
+    return bool(
+        dash
+        and millis.isdigit()
+        and sequence.isdigit()
+        and int(millis) < 2**64
+        and int(sequence) < 2**64
+    )
 
 
 def stream_key(prefix: str, kind: str, partition: int) -> str:
@@ -150,8 +167,38 @@ class StreamQueue:
         for _stream, items in response or []:
             for entry_id, fields in items:
                 if fields:  # an id without fields was deleted meanwhile
-                    entries.append(Entry(self.key, str(entry_id), dict(fields)))
+                    entries.append(
+                        Entry(self.key, str(entry_id), dict(fields), redelivered=start != ">")
+                    )
         return entries
+
+    async def touch(self, consumer: str, entry_ids: list[str]) -> None:
+        """Reset the idle time of entries this consumer is still working on, so a slow call
+        (Rasa near its timeout) is not mistaken for a dead consumer and handled twice."""
+        if entry_ids:
+            ids: list[Any] = list(entry_ids)
+            await self.redis.xclaim(
+                self.key,
+                GROUP,
+                consumer,
+                min_idle_time=0,
+                message_ids=ids,
+                justid=True,
+            )
+
+    async def values_of(self, field: str, *, chunk: int = 1000) -> set[str]:
+        """Every value of ``field`` in the stream (waiting and pending entries): what the
+        sweepers must not queue twice. O(backlog), read in chunks."""
+        values: set[str] = set()
+        start = "-"
+        while True:
+            items: Any = await self.redis.xrange(self.key, min=start, count=chunk)
+            for entry_id, fields in items:
+                if value := fields.get(field):
+                    values.update(value.split(","))
+                start = f"({entry_id}"
+            if len(items) < chunk:
+                return values
 
     async def reclaim(self, consumer: str, *, min_idle_ms: int, count: int) -> list[Entry]:
         """Take over entries another (probably dead) consumer left pending for too long."""
@@ -159,7 +206,7 @@ class StreamQueue:
             self.key, GROUP, consumer, min_idle_time=min_idle_ms, start_id="0-0", count=count
         )
         claimed = result[1] if len(result) > 1 else []
-        return [Entry(self.key, str(i), dict(f)) for i, f in claimed if f]
+        return [Entry(self.key, str(i), dict(f), redelivered=True) for i, f in claimed if f]
 
     async def ack(self, entry_id: str) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:
@@ -172,10 +219,47 @@ class StreamQueue:
         return int(await self.redis.hincrby(self.failures_key, entry_id, 1))
 
     async def dead_letter(self, entry: Entry, error: str) -> None:
+        """Move the entry to the dead-letter stream. ``error`` must already be free of personal
+        data and secrets (``core.logging.redact``); the stream keeps the newest
+        ``DEAD_LETTERS_KEPT`` entries and LGPD erasure removes a conversation's."""
         fields = dict(entry.fields)
         fields.update({"original_id": entry.id, "error": error[:500]})
-        await self.redis.xadd(self.dead_key, fields)  # type: ignore[arg-type]
+        await self.redis.xadd(
+            self.dead_key,
+            fields,  # type: ignore[arg-type]
+            maxlen=DEAD_LETTERS_KEPT,
+            approximate=True,
+        )
         await self.ack(entry.id)
+
+    async def trim_dead_letters(self, *, before: dt.datetime) -> int:
+        """Drop dead letters older than ``before`` (retention)."""
+        oldest_kept = f"{int(before.timestamp() * 1000)}-0"
+        return int(await self.redis.xtrim(self.dead_key, minid=oldest_kept, approximate=False))
+
+    async def forget_conversation(self, conversation_id: str) -> int:
+        """Delete every entry of one conversation, waiting, pending or dead (LGPD erasure)."""
+        removed = 0
+        for key in (self.key, self.dead_key):
+            start = "-"
+            doomed: list[str] = []
+            while True:
+                items: Any = await self.redis.xrange(key, min=start, count=1000)
+                for entry_id, fields in items:
+                    if fields.get("conversation_id") == conversation_id:
+                        doomed.append(str(entry_id))
+                    start = f"({entry_id}"
+                if len(items) < 1000:
+                    break
+            if doomed:
+                async with self.redis.pipeline(transaction=True) as pipe:
+                    if key == self.key:
+                        pipe.xack(self.key, GROUP, *doomed)
+                        pipe.hdel(self.failures_key, *doomed)
+                    pipe.xdel(key, *doomed)
+                    await pipe.execute()
+                removed += len(doomed)
+        return removed
 
     async def prune_consumers(self, *, idle_ms: int, keep: str) -> list[str]:
         """Forget consumers of dead processes (each pod restart makes a new consumer name) once

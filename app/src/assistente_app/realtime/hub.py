@@ -24,6 +24,9 @@ log = logging.getLogger(__name__)
 # Something changed in a level-2 queue or among the clerks online: the clerks' boards refresh.
 QUEUES_TOPIC = "queues"
 
+# Published when a conversation's token stops giving access (LGPD erasure): open sockets close.
+REVOKED_EVENT = "revoked"
+
 
 def events_channel(prefix: str) -> str:
     return f"{prefix}:events"

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +32,8 @@ from assistente_app.worker.rasa import RasaClient, interpret
 log = logging.getLogger(__name__)
 
 REPLY_ROLES = ("bot", "agent", "system")
+# How long Rasa's answer is kept for a turn whose storing failed (the retry needs it).
+ANSWER_KEPT_S = 3600
 
 
 @dataclass(kw_only=True)
@@ -41,30 +45,55 @@ class WorkerContext(Resources):
     """Per channel name, the sender of channels whose provider the worker must call."""
 
 
-async def handle_inbound(ctx: WorkerContext, entry: Entry) -> None:
-    """One citizen message → Rasa → stored replies (+ escalation) → outbound queue."""
-    message_id = uuid.UUID(entry.fields["message_id"])
+@contextlib.asynccontextmanager
+async def held_lock(
+    ctx: WorkerContext, key: str, *, timeout_s: float, wait_s: float
+) -> AsyncIterator[None]:
+    """A Redis lock around one entry's work; not getting it is transient (another worker has
+    the conversation, or Redis blinked), so the entry is retried without counting a failure."""
     lock = ctx.redis.lock(
-        f"{ctx.settings.queue_prefix}:lock:conv:{entry.fields.get('conversation_id')}",
-        timeout=ctx.settings.rasa_timeout_s + 30,
-        blocking_timeout=ctx.settings.rasa_timeout_s,
+        f"{ctx.settings.queue_prefix}:{key}", timeout=timeout_s, blocking_timeout=wait_s
     )
     try:
         acquired = await lock.acquire()
     except LockError as exc:
-        raise TransientError("conversation lock unavailable") from exc
+        raise TransientError(f"lock {key} unavailable") from exc
     if not acquired:
-        raise TransientError("conversation busy in another worker")
+        raise TransientError(f"{key} held by another worker")
     try:
-        await _process_turn(ctx, message_id)
+        yield
     finally:
         try:
             await lock.release()
         except LockError:
-            log.warning("conversation lock expired before release")
+            log.warning("%s lock expired before release", key.rsplit(":", 1)[0])
 
 
-async def _process_turn(ctx: WorkerContext, message_id: uuid.UUID) -> None:
+async def handle_inbound(ctx: WorkerContext, entry: Entry) -> None:
+    """One citizen message → Rasa → stored replies (+ escalation) → outbound queue."""
+    message_id = uuid.UUID(entry.fields["message_id"])
+    timeout = ctx.settings.rasa_timeout_s
+    key = f"lock:conv:{entry.fields.get('conversation_id')}"
+    async with held_lock(ctx, key, timeout_s=timeout + 30, wait_s=timeout):
+        await _process_turn(ctx, message_id, redelivered=entry.redelivered)
+
+
+def _answer_key(ctx: WorkerContext, message_id: uuid.UUID) -> str:
+    return f"{ctx.settings.queue_prefix}:rasa-answer:{message_id}"
+
+
+async def _remembered_answer(
+    ctx: WorkerContext, message_id: uuid.UUID
+) -> list[dict[str, Any]] | None:
+    """Rasa's answer to this message, kept when storing it failed (see ``_process_turn``)."""
+    raw = await ctx.redis.get(_answer_key(ctx, message_id))
+    if raw is None:
+        return None
+    items = json.loads(raw)
+    return [item for item in items if isinstance(item, dict)] if isinstance(items, list) else None
+
+
+async def _process_turn(ctx: WorkerContext, message_id: uuid.UUID, *, redelivered: bool) -> None:
     async with ctx.db.write_sessions() as session:
         message = await session.get(m.Message, message_id)
         if message is None:
@@ -89,8 +118,18 @@ async def _process_turn(ctx: WorkerContext, message_id: uuid.UUID) -> None:
             channel=conversation.channel,
             conversation_id=str(conversation.id),
         )
-    items = await ctx.rasa.send(sender=str(conversation.id), message=text, metadata=metadata)
-    reply_ids = await store_bot_turn(ctx, message_id=message_id, items=items)
+    # Rasa has its turn in its tracker once it answers: if storing the answer then fails (a
+    # database failover), the retry stores the same answer instead of asking Rasa again, so
+    # the citizen gets one reply and Rasa's tracker one turn.
+    items = await _remembered_answer(ctx, message_id) if redelivered else None
+    if items is None:
+        items = await ctx.rasa.send(sender=str(conversation.id), message=text, metadata=metadata)
+    try:
+        reply_ids = await store_bot_turn(ctx, message_id=message_id, items=items)
+    except Exception:
+        with contextlib.suppress(Exception):  # best effort: Redis may be down too
+            await ctx.redis.set(_answer_key(ctx, message_id), json.dumps(items), ex=ANSWER_KEPT_S)
+        raise
     await conversation_service.enqueue_delivery(
         queues=ctx.queues, conversation_id=conversation.id, message_ids=reply_ids
     )
@@ -169,8 +208,19 @@ async def _requeue_undelivered(
 
 
 async def handle_outbound(ctx: WorkerContext, entry: Entry) -> None:
-    """Send replies on the citizen's channel and push them to WebSocket subscribers."""
+    """Send replies on the citizen's channel and push them to WebSocket subscribers.
+
+    One delivery per conversation at a time (a Redis lock): two entries naming the same reply
+    (a reclaim, a requeue after a crash) would otherwise both find it undelivered and send it
+    twice. The lock also keeps a conversation's replies in order across workers."""
     conversation_id = uuid.UUID(entry.fields["conversation_id"])
+    timeout = ctx.settings.outbound_timeout_s
+    key = f"lock:out:{conversation_id}"
+    async with held_lock(ctx, key, timeout_s=timeout * 4 + 30, wait_s=timeout):
+        await _deliver(ctx, entry, conversation_id)
+
+
+async def _deliver(ctx: WorkerContext, entry: Entry, conversation_id: uuid.UUID) -> None:
     ids = [uuid.UUID(i) for i in entry.fields.get("message_ids", "").split(",") if i]
     async with ctx.db.write_sessions() as session:
         conversation = await session.get(m.Conversation, conversation_id)
@@ -180,7 +230,11 @@ async def handle_outbound(ctx: WorkerContext, entry: Entry) -> None:
             (
                 await session.execute(
                     select(m.Message)
-                    .where(m.Message.id.in_(ids), m.Message.delivered_at.is_(None))
+                    .where(
+                        m.Message.id.in_(ids),
+                        m.Message.delivered_at.is_(None),
+                        m.Message.status != m.FAILED,
+                    )
                     .order_by(m.Message.seq)
                 )
             ).scalars()
@@ -258,4 +312,24 @@ async def on_inbound_dead_letter(ctx: WorkerContext, entry: Entry, reason: str) 
     log.error("message dead-lettered: %s", reason, extra={"message_id": str(message_id)})
     await conversation_service.enqueue_delivery(
         queues=ctx.queues, conversation_id=conversation.id, message_ids=[notice.id]
+    )
+
+
+async def on_outbound_dead_letter(ctx: WorkerContext, entry: Entry, reason: str) -> None:
+    """The channel refused the replies for good (a WhatsApp 4xx, a blocked bot): mark them
+    ``failed`` so the sweeper stops retrying, and say so loudly. They stay in the history
+    (clerks see them), and the admin API can requeue the dead letter once the cause is fixed."""
+    ids = [uuid.UUID(i) for i in entry.fields.get("message_ids", "").split(",") if i]
+    async with ctx.db.write_sessions() as session:
+        await session.execute(
+            update(m.Message)
+            .where(m.Message.id.in_(ids), m.Message.delivered_at.is_(None))
+            .values(status=m.FAILED)
+        )
+        await session.commit()
+    log.error(
+        "reply delivery dead-lettered (%d message(s)): %s",
+        len(ids),
+        reason,
+        extra={"conversation_id": entry.fields.get("conversation_id")},
     )

@@ -10,6 +10,8 @@ import functools
 import logging
 import os
 import socket
+import uuid
+from collections import defaultdict
 from collections.abc import Awaitable, Callable
 
 from assistente_contract import TEAMS, as_team
@@ -18,19 +20,23 @@ from sqlalchemy import func, select
 
 from assistente_app.channels.registry import CHANNELS, enabled_channels
 from assistente_app.conversations import models as m
+from assistente_app.conversations import service as conversation_service
 from assistente_app.core import metrics
 from assistente_app.escalation import notify
 from assistente_app.escalation import service as escalation_service
 from assistente_app.escalation.catalog import EXPIRED
 from assistente_app.lgpd import service as lgpd_service
 from assistente_app.queue.consumer import StreamConsumer
+from assistente_app.queue.streams import QueueFullError
 from assistente_app.runtime import build_resources, close_resources
 from assistente_app.settings import Settings
 from assistente_app.worker.handlers import (
+    REPLY_ROLES,
     WorkerContext,
     handle_inbound,
     handle_outbound,
     on_inbound_dead_letter,
+    on_outbound_dead_letter,
 )
 from assistente_app.worker.rasa import RasaClient
 
@@ -40,6 +46,7 @@ METRICS_SAMPLE_S = 5.0
 
 # How often queued conversations are checked against maxWaitMinutes.
 EXPIRE_EVERY_S = 30.0
+SWEEP_BATCH = 500
 
 
 def consumer_name() -> str:
@@ -86,37 +93,93 @@ def build_consumers(ctx: WorkerContext, name: str) -> list[StreamConsumer]:
         for queue in ctx.queues.inbound
     ]
     consumers += [
-        StreamConsumer(queue, functools.partial(handle_outbound, ctx), **common)  # type: ignore[arg-type]
+        StreamConsumer(
+            queue,
+            functools.partial(handle_outbound, ctx),
+            on_dead_letter=functools.partial(on_outbound_dead_letter, ctx),
+            **common,  # type: ignore[arg-type]
+        )
         for queue in ctx.queues.outbound
     ]
     return consumers
 
 
 async def sweep_once(ctx: WorkerContext) -> int:
-    """Queue again accepted messages that never reached (or fell out of) the stream, e.g. the
-    API stored them but Redis refused the XADD, or a Redis failover lost the entry."""
+    """Queue again what the streams lost: accepted messages the API stored but could not queue
+    (Redis refused the XADD) or that a Redis failover dropped, and replies never delivered.
+
+    Only what is *not* in a stream is queued again: a message still waiting or pending (Rasa
+    down, a long backlog) is left alone, so an outage of any length makes no duplicates. New
+    inbound work respects backpressure like the API does."""
+    return await sweep_inbound(ctx) + await sweep_outbound(ctx)
+
+
+async def sweep_inbound(ctx: WorkerContext) -> int:
     cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=ctx.settings.queue_sweep_after_s)
+    # Read the streams first: a message acknowledged in between is then seen as processed
+    # by the query below, never as lost.
+    queued: set[str] = set()
+    for queue in ctx.queues.inbound:
+        queued |= await queue.values_of("message_id")
     async with ctx.db.read_sessions() as session:
         rows = (
             await session.execute(
                 select(m.Message.id, m.Message.conversation_id)
                 .where(m.Message.status == m.ACCEPTED, m.Message.created_at < cutoff)
-                .limit(500)
+                .order_by(m.Message.created_at)
+                .limit(SWEEP_BATCH)
             )
         ).all()
     requeued = 0
     for message_id, conversation_id in rows:
-        # At most once per window per message: entries still pending (Rasa down) are not
-        # duplicated endlessly; duplicates that do happen are ignored by handle_inbound.
-        key = f"{ctx.settings.queue_prefix}:swept:{message_id}"
-        if await ctx.redis.set(key, "1", nx=True, ex=ctx.settings.queue_sweep_after_s):
-            await ctx.queues.inbound_for(str(conversation_id)).add(
-                {"message_id": str(message_id), "conversation_id": str(conversation_id)}
-            )
-            requeued += 1
+        if str(message_id) in queued:
+            continue
+        queue = ctx.queues.inbound_for(str(conversation_id))
+        try:
+            await queue.check_capacity()
+        except QueueFullError:
+            log.warning("sweeper: inbound backlog full, re-queueing later")
+            break
+        await queue.add({"message_id": str(message_id), "conversation_id": str(conversation_id)})
+        requeued += 1
     if requeued:
         log.warning("sweeper re-queued %d message(s)", requeued)
     return requeued
+
+
+async def sweep_outbound(ctx: WorkerContext) -> int:
+    cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=ctx.settings.queue_sweep_after_s)
+    queued: set[str] = set()
+    for queue in ctx.queues.outbound:
+        queued |= await queue.values_of("message_ids")
+    async with ctx.db.read_sessions() as session:
+        rows = (
+            await session.execute(
+                select(m.Message.id, m.Message.conversation_id)
+                .join(m.Conversation, m.Conversation.id == m.Message.conversation_id)
+                .where(
+                    m.Message.role.in_(REPLY_ROLES),
+                    m.Message.delivered_at.is_(None),
+                    m.Message.status != m.FAILED,
+                    m.Message.created_at < cutoff,
+                    # A channel the court switched off keeps its replies undelivered on purpose.
+                    m.Conversation.channel.in_(sorted(ctx.enabled_channels)),
+                )
+                .order_by(m.Message.seq)
+                .limit(SWEEP_BATCH)
+            )
+        ).all()
+    lost: dict[uuid.UUID, list[uuid.UUID]] = defaultdict(list)
+    for message_id, conversation_id in rows:
+        if str(message_id) not in queued:
+            lost[conversation_id].append(message_id)
+    for conversation_id, ids in lost.items():
+        await conversation_service.enqueue_delivery(
+            queues=ctx.queues, conversation_id=conversation_id, message_ids=ids
+        )
+    if lost:
+        log.warning("sweeper re-queued the replies of %d conversation(s)", len(lost))
+    return sum(len(ids) for ids in lost.values())
 
 
 async def prune_consumers_once(ctx: WorkerContext, *, idle_ms: int = 3_600_000) -> int:
@@ -133,11 +196,13 @@ async def retention_once(ctx: WorkerContext) -> int | None:
         return None
     async with ctx.db.write_sessions() as session:
         deleted = await lgpd_service.apply_retention(
-            session=session, retention_days=ctx.settings.retention_days
+            session=session, retention_days=ctx.settings.retention_days, resources=ctx
         )
     async with ctx.db.write_sessions() as session:
         anonymized = await lgpd_service.apply_anonymization(
-            session=session, anonymize_after_days=ctx.settings.retention_anonymize_after_days
+            session=session,
+            anonymize_after_days=ctx.settings.retention_anonymize_after_days,
+            resources=ctx,
         )
     log.info("retention removed %d conversation(s), anonymised %d", deleted, anonymized)
     return deleted

@@ -26,6 +26,23 @@ def cluster_ref(cr: AssistenteDigital) -> common.ChildRef | None:
     return common.ChildRef(CNPG_API_VERSION, "Cluster", cluster_name(cr))
 
 
+RASA_ROLE = "rasa"
+
+
+def rasa_role(cr: AssistenteDigital) -> Manifest:
+    secret = cr.spec.postgres.rasa_secret_ref
+    assert secret is not None  # required by the CRD (and the model)
+    return {
+        "name": RASA_ROLE,
+        "ensure": "present",
+        "login": True,
+        "createdb": True,
+        "inherit": False,
+        "connectionLimit": 50,
+        "passwordSecret": {"name": secret.name},
+    }
+
+
 def cluster(cr: AssistenteDigital) -> Manifest:
     spec = cr.spec.postgres.cloudnativepg
     storage: Manifest = {"size": spec.storage.size}
@@ -40,6 +57,8 @@ def cluster(cr: AssistenteDigital) -> Manifest:
         # A single-instance cluster's primary PDB blocks every node drain; only protect HA setups.
         "enablePDB": spec.instances > 1,
         "inheritedMetadata": {"labels": common.pod_labels(cr, COMPONENT)},
+        # Rasa's own role (it creates its own database): Rasa cannot read the app's tables.
+        "managed": {"roles": [rasa_role(cr)]},
     }
     if spec.image_name:
         cluster_spec["imageName"] = spec.image_name

@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from assistente_operator.builders import common
 from assistente_operator.builders.common import Manifest
-from assistente_operator.builders.workloads import REDIS_SENTINEL_MASTER, pdb
+from assistente_operator.builders.workloads import (
+    REDIS_PASSWORD_KEY,
+    REDIS_SENTINEL_MASTER,
+    pdb,
+    secret_env,
+    security_secret,
+)
 from assistente_operator.models import AssistenteDigital, InClusterRedis, StoreMode
 
 COMPONENT = "redis"
@@ -25,7 +31,8 @@ i=0
 while [ "$i" -lt "$REPLICAS" ]; do
   peer="${STS_NAME}-${i}.${HEADLESS}"
   if [ "$peer" != "$SELF" ]; then
-    answer=$(redis-cli -h "$peer" -p 26379 --raw SENTINEL get-master-addr-by-name "$MASTER_NAME" \\
+    answer=$(REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli -h "$peer" -p 26379 --raw \\
+      SENTINEL get-master-addr-by-name "$MASTER_NAME" \\
       2>/dev/null | head -n 1 || true)
     if [ -n "$answer" ]; then MASTER="$answer"; break; fi
   fi
@@ -47,7 +54,10 @@ CONF=/run/redis/redis.conf
   echo "dir /data"
   echo "appendonly ${APPENDONLY}"
   echo "replica-announce-ip ${SELF}"
+  echo "requirepass ${REDIS_PASSWORD}"
+  echo "masterauth ${REDIS_PASSWORD}"
 } > "$CONF"
+chmod 600 "$CONF"
 if [ "$MASTER" != "$SELF" ]; then echo "replicaof ${MASTER} 6379" >> "$CONF"; fi
 exec redis-server "$CONF"
 """
@@ -67,7 +77,11 @@ CONF=/run/redis/sentinel.conf
   echo "sentinel down-after-milliseconds ${MASTER_NAME} 5000"
   echo "sentinel failover-timeout ${MASTER_NAME} 60000"
   echo "sentinel parallel-syncs ${MASTER_NAME} 1"
+  echo "sentinel auth-pass ${MASTER_NAME} ${REDIS_PASSWORD}"
+  echo "requirepass ${REDIS_PASSWORD}"
+  echo "sentinel sentinel-pass ${REDIS_PASSWORD}"
 } > "$CONF"
+chmod 600 "$CONF"
 exec redis-server "$CONF" --sentinel
 """
 )
@@ -163,6 +177,10 @@ def statefulset(cr: AssistenteDigital) -> Manifest:
         {"name": "MASTER_NAME", "value": REDIS_SENTINEL_MASTER},
         {"name": "QUORUM", "value": str(spec.sentinel_quorum)},
         {"name": "APPENDONLY", "value": "yes" if spec.persistence.enabled else "no"},
+        # Redis, its replicas and the Sentinels all require it; redis-cli (the probes, the
+        # master discovery) reads it from REDISCLI_AUTH.
+        secret_env("REDIS_PASSWORD", security_secret(cr), REDIS_PASSWORD_KEY),
+        secret_env("REDISCLI_AUTH", security_secret(cr), REDIS_PASSWORD_KEY),
     ]
     mounts: list[Manifest] = [
         {"name": "data", "mountPath": "/data"},

@@ -82,6 +82,17 @@ _APP: tuple[SettingSource, ...] = (
     *_both("ASSISTENTE_REDIS_URL", "redis: the in-cluster master or external.secretRef url"),
     *_both("ASSISTENTE_REDIS_SENTINELS", "redis.inCluster: the Sentinel Service"),
     *_both("ASSISTENTE_REDIS_SENTINEL_MASTER", "redis.inCluster: the operator"),
+    *_both("ASSISTENTE_REDIS_PASSWORD", "redis.inCluster: security.secretRef redis-password"),
+    *_both("ASSISTENTE_LGPD_AUDIT_KEY", "security.secretRef: lgpd-audit-key"),
+    *_both(
+        "ASSISTENTE_RASA_TRACKER_DATABASE_URL",
+        "postgres.rasaSecretRef (Rasa's own user and database), for LGPD erasure",
+    ),
+    *(
+        row
+        for part in ("USER", "PASSWORD", "HOST", "PORT", "NAME")
+        for row in _both(f"ASSISTENTE_RASA_DB_{part}", "postgres.rasaSecretRef", "kubernetes")
+    ),
     *_both("HOME", "the /tmp emptyDir", "process"),
     *_both("/tmp", "an emptyDir (read-only root filesystem)", "process"),  # noqa: S108
 )
@@ -91,12 +102,20 @@ _NLU: tuple[SettingSource, ...] = (
     SettingSource("nlu", "/tmp", "process", "an emptyDir"),  # noqa: S108
     SettingSource("nlu", "/app/.rasa", "process", "an emptyDir for Rasa's cache"),
     SettingSource("nlu", "RASA_ACTION_ENDPOINT_URL", "rasa", "the actions Service"),
+    SettingSource("nlu", "RASA_AUTH_TOKEN", "rasa", "security.secretRef: rasa-token"),
     *(
-        SettingSource("nlu", f"RASA_TRACKER_DB_{part}", "rasa", "postgres: the app Secret")
+        SettingSource(
+            "nlu",
+            f"RASA_TRACKER_DB_{part}",
+            "rasa",
+            "postgres.rasaSecretRef (Rasa's own user; the -pg-rw Service with cloudnativepg)",
+        )
         for part in ("HOST", "PORT", "USER", "PASSWORD", "NAME", "LOGIN_DB")
     ),
     *(
-        SettingSource("nlu", f"RASA_LOCK_REDIS_{part}", "rasa", "redis (database 1 for locks)")
+        SettingSource(
+            "nlu", f"RASA_LOCK_REDIS_{part}", "rasa", "redis (database 1; password as the app's)"
+        )
         for part in ("HOST", "PORT", "PASSWORD", "DB")
     ),
 )

@@ -75,6 +75,66 @@ def min_replicas(cr: AssistenteDigital, component: Component) -> int:
 
 # --- configuration ----------------------------------------------------------------------------
 
+# Keys of the security Secret (spec.security.secretRef).
+REDIS_PASSWORD_KEY = "redis-password"  # noqa: S105 (the name of a key, not a password)
+RASA_TOKEN_KEY = "rasa-token"  # noqa: S105
+AUDIT_KEY_KEY = "lgpd-audit-key"
+RASA_DATABASE = "rasa"  # what Rasa creates with its own user on the CloudNativePG cluster
+
+
+def secret_env(env: str, secret: str, key: str) -> Manifest:
+    return {"name": env, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+
+
+def security_secret(cr: AssistenteDigital) -> str:
+    assert cr.spec.security is not None  # required by the CRD (and the model)
+    return cr.spec.security.secret_ref.name
+
+
+def rasa_database(cr: AssistenteDigital) -> tuple[str, list[Manifest], str]:
+    """How Rasa's own database is reached: (prefix of the variables, the variables holding
+    user and password, host, port and name, a libpq URL expanding them)."""
+    postgres = cr.spec.postgres
+    assert postgres.rasa_secret_ref is not None  # required by the CRD (and the model)
+    secret = postgres.rasa_secret_ref.name
+    if postgres.mode == PostgresMode.EXTERNAL:
+        keys = {"USER": "user", "PASSWORD": "password", "HOST": "host", "PORT": "port"}
+        keys["NAME"] = "dbname"
+        parts = [
+            secret_env(f"ASSISTENTE_RASA_DB_{part}", secret, key) for part, key in keys.items()
+        ]
+        url = (
+            "postgresql://$(ASSISTENTE_RASA_DB_USER):$(ASSISTENTE_RASA_DB_PASSWORD)"
+            "@$(ASSISTENTE_RASA_DB_HOST):$(ASSISTENTE_RASA_DB_PORT)/$(ASSISTENTE_RASA_DB_NAME)"
+        )
+        return "ASSISTENTE_RASA_DB_", parts, url
+    # CloudNativePG manages the role from a basic-auth Secret (username rasa, password).
+    parts = [
+        secret_env("ASSISTENTE_RASA_DB_USER", secret, "username"),
+        secret_env("ASSISTENTE_RASA_DB_PASSWORD", secret, "password"),
+    ]
+    host = f"{cr.metadata.name}-pg-rw"
+    url = (
+        "postgresql://$(ASSISTENTE_RASA_DB_USER):$(ASSISTENTE_RASA_DB_PASSWORD)"
+        f"@{host}:5432/{RASA_DATABASE}"
+    )
+    return "ASSISTENTE_RASA_DB_", parts, url
+
+
+def app_security_env(cr: AssistenteDigital) -> list[Manifest]:
+    """What the API and the worker need besides their stores: the audit key, Rasa's tracker
+    (LGPD erasure deletes its events), the in-cluster Redis password."""
+    security = security_secret(cr)
+    _, parts, url = rasa_database(cr)
+    env = [
+        secret_env("ASSISTENTE_LGPD_AUDIT_KEY", security, AUDIT_KEY_KEY),
+        *parts,
+        {"name": "ASSISTENTE_RASA_TRACKER_DATABASE_URL", "value": url},
+    ]
+    if cr.spec.redis.mode == StoreMode.IN_CLUSTER:
+        env.append(secret_env("ASSISTENTE_REDIS_PASSWORD", security, REDIS_PASSWORD_KEY))
+    return env
+
 
 def redis_env(cr: AssistenteDigital) -> list[Manifest]:
     redis = cr.spec.redis
@@ -182,7 +242,6 @@ def agents_configmap(cr: AssistenteDigital) -> Manifest:
 def rasa_env(cr: AssistenteDigital) -> list[Manifest]:
     """The variables the Rasa image's endpoints.yml reads (tracker store, lock store, actions)."""
     name = cr.metadata.name
-    db_secret = postgres_secret_name(cr)
 
     def from_secret(env: str, secret: str, key: str, *, optional: bool = False) -> Manifest:
         ref: Manifest = {"name": secret, "key": key}
@@ -190,16 +249,36 @@ def rasa_env(cr: AssistenteDigital) -> list[Manifest]:
             ref["optional"] = True
         return {"name": env, "valueFrom": {"secretKeyRef": ref}}
 
+    security = security_secret(cr)
+    postgres = cr.spec.postgres
+    assert postgres.rasa_secret_ref is not None  # required by the CRD (and the model)
+    rasa_secret = postgres.rasa_secret_ref.name
     env: list[Manifest] = [
         {"name": "RASA_ACTION_ENDPOINT_URL", "value": f"http://{name}-actions:5055/webhook"},
-        from_secret("RASA_TRACKER_DB_HOST", db_secret, "host"),
-        from_secret("RASA_TRACKER_DB_PORT", db_secret, "port"),
-        from_secret("RASA_TRACKER_DB_USER", db_secret, "user"),
-        from_secret("RASA_TRACKER_DB_PASSWORD", db_secret, "password"),
-        from_secret("RASA_TRACKER_DB_NAME", db_secret, "dbname"),
-        from_secret("RASA_TRACKER_DB_LOGIN_DB", db_secret, "dbname"),
-        {"name": "RASA_LOCK_REDIS_DB", "value": "1"},
+        # Its HTTP API (conversations, model) only with the token; its probes use "/".
+        from_secret("RASA_AUTH_TOKEN", security, RASA_TOKEN_KEY),
     ]
+    # Rasa's own user and database: it cannot read the app's tables (nor the app's user Rasa's).
+    if postgres.mode == PostgresMode.EXTERNAL:
+        env += [
+            from_secret("RASA_TRACKER_DB_HOST", rasa_secret, "host"),
+            from_secret("RASA_TRACKER_DB_PORT", rasa_secret, "port"),
+            from_secret("RASA_TRACKER_DB_USER", rasa_secret, "user"),
+            from_secret("RASA_TRACKER_DB_PASSWORD", rasa_secret, "password"),
+            from_secret("RASA_TRACKER_DB_NAME", rasa_secret, "dbname"),
+            from_secret("RASA_TRACKER_DB_LOGIN_DB", rasa_secret, "dbname"),
+        ]
+    else:
+        env += [
+            {"name": "RASA_TRACKER_DB_HOST", "value": f"{name}-pg-rw"},
+            {"name": "RASA_TRACKER_DB_PORT", "value": "5432"},
+            from_secret("RASA_TRACKER_DB_USER", rasa_secret, "username"),
+            from_secret("RASA_TRACKER_DB_PASSWORD", rasa_secret, "password"),
+            {"name": "RASA_TRACKER_DB_NAME", "value": RASA_DATABASE},
+            # Rasa creates its database on first start (its role may CREATEDB), from here.
+            {"name": "RASA_TRACKER_DB_LOGIN_DB", "value": "postgres"},
+        ]
+    env.append({"name": "RASA_LOCK_REDIS_DB", "value": "1"})
     redis = cr.spec.redis
     if redis.mode == StoreMode.EXTERNAL and redis.external is not None:
         secret = redis.external.secret_ref.name
@@ -213,7 +292,7 @@ def rasa_env(cr: AssistenteDigital) -> list[Manifest]:
         env += [
             {"name": "RASA_LOCK_REDIS_HOST", "value": f"{name}-redis-0.{name}-redis-headless"},
             {"name": "RASA_LOCK_REDIS_PORT", "value": "6379"},
-            {"name": "RASA_LOCK_REDIS_PASSWORD", "value": ""},
+            from_secret("RASA_LOCK_REDIS_PASSWORD", security, REDIS_PASSWORD_KEY),
         ]
     return env
 
@@ -246,7 +325,8 @@ def container_env(
     ]
     settings_ref = {"configMapRef": {"name": common.child_name(cr, "settings")}}
     if component in ("api", "worker"):
-        return base_env + postgres_env(cr) + redis_env(cr), [settings_ref, *channel_env_from(cr)]
+        env = base_env + postgres_env(cr) + redis_env(cr) + app_security_env(cr)
+        return env, [settings_ref, *channel_env_from(cr)]
     if component == "nlu":
         return base_env + rasa_env(cr), []
     return [*base_env, *actions_env(cr)], []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request
@@ -19,6 +18,7 @@ from assistente_app.channels.webhooks import (
     parse_json,
     read_body,
 )
+from assistente_app.core.security import constant_time_equals
 
 router = APIRouter(
     prefix="/api/v1/channels/telegram",
@@ -28,7 +28,33 @@ router = APIRouter(
 TelegramSettingsDep = Annotated[TelegramSettings, Depends(settings_dependency(TelegramSettings))]
 
 
-@router.post("/webhook")
+# Documented so clients (and the fuzzer) know its shape; parsed by hand (inbound.py), because
+# anything else Telegram sends must be acknowledged, not refused.
+UPDATE_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "update_id": {"type": "integer"},
+        "message": {
+            "type": "object",
+            "properties": {
+                "message_id": {"type": "integer"},
+                "text": {"type": "string"},
+                "chat": {"type": "object", "properties": {"id": {"type": "integer"}}},
+            },
+        },
+    },
+}
+
+
+@router.post(
+    "/webhook",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": UPDATE_SCHEMA}},
+        }
+    },
+)
 async def telegram_receive(
     request: Request,
     resources: ResourcesDep,
@@ -40,7 +66,7 @@ async def telegram_receive(
     expected = settings.telegram_webhook_secret
     if expected is None:
         raise ChannelNotConfiguredError("Canal Telegram não configurado.")
-    if not secret_token or not hmac.compare_digest(secret_token, expected.get_secret_value()):
+    if not constant_time_equals(secret_token, expected.get_secret_value()):
         raise InvalidSignatureError("Cabeçalho X-Telegram-Bot-Api-Secret-Token inválido.")
     inbound = text_of_update(
         parse_json(await read_body(request, resources.settings.max_body_bytes))

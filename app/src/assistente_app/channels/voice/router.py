@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import secrets
 import uuid
 from typing import Annotated
 from urllib.parse import parse_qsl
@@ -32,6 +34,7 @@ from assistente_app.channels.webhooks import (
 from assistente_app.conversations import models as m
 from assistente_app.conversations import service as conversation_service
 from assistente_app.conversations.protocol_numbers import spoken
+from assistente_app.conversations.schemas import MAX_SEQ
 from assistente_app.runtime import Resources
 
 router = APIRouter(
@@ -47,6 +50,20 @@ VoiceSettingsDep = Annotated[VoiceSettings, Depends(settings_dependency(VoiceSet
 def _action_url(resources: Resources, after: int | None = None) -> str:
     base = resources.settings.public_base_url.rstrip("/") + PATH
     return f"{base}?after={after}" if after is not None else base
+
+
+def _gather_url(resources: Resources) -> str:
+    """Where the gateway posts what it heard, with a nonce per turn: the URL is signed, so two
+    turns that heard the same thing ("1", then "1" again) still sign differently."""
+    return f"{_action_url(resources)}?turn={secrets.token_hex(6)}"
+
+
+def _turn_key(call_sid: str, signature: str) -> str:
+    """The idempotency key of one heard turn: from the signature (a redelivery of the same
+    request signs the same), never from the unsigned ``I-Twilio-Idempotency-Token`` header,
+    which anyone on the path could change to store a turn twice."""
+    digest = hashlib.sha256(signature.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    return f"voice:{call_sid}:{digest}"
 
 
 async def _replies(resources: Resources, conversation_id: uuid.UUID, after: int) -> list[m.Message]:
@@ -82,9 +99,8 @@ async def voice_webhook(
     request: Request,
     resources: ResourcesDep,
     settings: VoiceSettingsDep,
-    after: Annotated[int | None, Query(ge=0)] = None,
+    after: Annotated[int | None, Query(ge=0, le=MAX_SEQ)] = None,
     signature: Annotated[str | None, Header(alias="X-Twilio-Signature")] = None,
-    idempotency: Annotated[str | None, Header(alias="I-Twilio-Idempotency-Token")] = None,
 ) -> Response:
     """Form-encoded call events (``CallSid``, ``From``, ``SpeechResult``/``Digits``) → TwiML."""
     token = settings.voice_auth_token
@@ -106,11 +122,13 @@ async def voice_webhook(
     heard = (form.get("SpeechResult") or form.get("Digits") or "").strip()
 
     if heard:
-        key = f"voice:{call_sid}:{idempotency}" if idempotency else None
+        assert signature is not None  # checked above
         conversation, message = await ingest_text(
             resources=resources,
             channel=NAME,
-            inbound=InboundText(sender=call_sid, text=heard, idempotency_key=key),
+            inbound=InboundText(
+                sender=call_sid, text=heard, idempotency_key=_turn_key(call_sid, signature)
+            ),
         )
         after = message.seq if message is not None else after
     else:
@@ -127,7 +145,7 @@ async def voice_webhook(
             return Response(
                 twiml.response(
                     twiml.say(greeting),
-                    twiml.gather(action=_action_url(resources), prompt="Como posso ajudar?"),
+                    twiml.gather(action=_gather_url(resources), prompt="Como posso ajudar?"),
                     twiml.say("Não recebi nenhuma resposta. Até logo!"),
                     twiml.hangup(),
                 ),
@@ -152,7 +170,7 @@ async def voice_webhook(
         verbs.append(twiml.dial(target))
     else:
         verbs += [
-            twiml.gather(action=_action_url(resources)),
+            twiml.gather(action=_gather_url(resources)),
             twiml.say("Não recebi nenhuma resposta. Até logo!"),
             twiml.hangup(),
         ]

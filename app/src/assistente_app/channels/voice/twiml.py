@@ -8,6 +8,8 @@ import hmac
 from collections.abc import Iterable
 from xml.sax.saxutils import escape, quoteattr
 
+from assistente_app.core.security import constant_time_equals
+
 LANGUAGE = "pt-BR"
 
 
@@ -20,7 +22,7 @@ def valid_signature(
         return False
     data = url + "".join(k + v for k, v in sorted(params))
     digest = hmac.new(auth_token.encode(), data.encode(), hashlib.sha1).digest()
-    return hmac.compare_digest(base64.b64encode(digest).decode(), header)
+    return constant_time_equals(header, base64.b64encode(digest).decode())
 
 
 def say(text: str) -> str:

@@ -7,13 +7,25 @@ import asyncio
 import contextlib
 import json
 import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Request, WebSocket, WebSocketDisconnect, status
+from fastapi import (
+    APIRouter,
+    Depends,
+    Header,
+    Query,
+    Request,
+    WebSocket,
+    WebSocketDisconnect,
+    status,
+)
 
 from assistente_app.api.deps import BearerDep, ReadSessionDep, ResourcesDep, SessionDep
 from assistente_app.channels import ingest
-from assistente_app.channels.base import ensure_enabled, settings_dependency
+from assistente_app.channels.base import ensure_enabled, settings_as, settings_dependency
 from assistente_app.channels.web.schemas import (
     ConversationCreate,
     ConversationCreated,
@@ -23,10 +35,11 @@ from assistente_app.channels.web.schemas import (
 )
 from assistente_app.channels.web.settings import WebSettings
 from assistente_app.conversations import service
-from assistente_app.conversations.schemas import MessageList
+from assistente_app.conversations.schemas import MAX_SEQ, MessageList
 from assistente_app.core import metrics
 from assistente_app.core.errors import AppError, error_body
 from assistente_app.core.ratelimit import enforce_rate_limit
+from assistente_app.realtime.hub import REVOKED_EVENT
 from assistente_app.runtime import Resources
 
 router = APIRouter(prefix="/api/v1/conversations", tags=["conversations"])
@@ -141,7 +154,10 @@ async def leave_queue(
 
 @router.get("/{conversation_id}/messages", response_model=MessageList, responses=ERRORS)
 async def get_messages(
-    conversation_id: uuid.UUID, token: BearerDep, session: ReadSessionDep, after: int = 0
+    conversation_id: uuid.UUID,
+    token: BearerDep,
+    session: ReadSessionDep,
+    after: Annotated[int, Query(ge=0, le=MAX_SEQ, description="Only messages after this seq")] = 0,
 ) -> MessageList:
     """History (user, bot, agent and system messages) in order; ``after`` pages by ``seq``."""
     conversation = await service.authorize(
@@ -157,75 +173,197 @@ async def get_messages(
     )
 
 
-async def _authenticate_ws(
-    websocket: WebSocket, resources: Resources, conversation_id: uuid.UUID
-) -> bool:
-    header = websocket.headers.get("authorization", "")
-    token = header[7:].strip() if header.lower().startswith("bearer ") else ""
-    if not token:
-        # Browsers cannot set headers on a WebSocket: the first frame carries the token, which
-        # keeps it out of URLs and access logs.
+# WebSocket close codes (4xxx: ours, mirroring HTTP; 1xxx: RFC 6455).
+CLOSE_UNSUPPORTED_DATA = 1003
+CLOSE_POLICY = 1008
+CLOSE_TOO_BIG = 1009
+CLOSE_TRY_AGAIN_LATER = 1013
+CLOSE_NO_TOKEN = 4401
+CLOSE_FORBIDDEN = 4403
+
+
+@dataclass
+class OpenSockets:
+    """This process's open conversation sockets, to bound them (each costs ~40 KiB)."""
+
+    total: int = 0
+    per_conversation: Counter[uuid.UUID] = field(default_factory=Counter)
+
+    @contextlib.contextmanager
+    def holding(self, conversation_id: uuid.UUID) -> Iterator[None]:
+        self.total += 1
+        self.per_conversation[conversation_id] += 1
+        metrics.WEBSOCKETS_OPEN.inc()
         try:
-            first = await asyncio.wait_for(websocket.receive_text(), timeout=10)
-            token = str(json.loads(first).get("token", ""))
-        except (TimeoutError, ValueError, AttributeError):
-            token = ""
-        except WebSocketDisconnect:
-            return False
-    if not token:
-        await websocket.send_json(error_body("not_authenticated", "Envie o token da conversa."))
-        await websocket.close(code=4401)
-        return False
+            yield
+        finally:
+            self.total -= 1
+            self.per_conversation[conversation_id] -= 1
+            if self.per_conversation[conversation_id] <= 0:
+                del self.per_conversation[conversation_id]
+            metrics.WEBSOCKETS_OPEN.dec()
+
+
+def _open_sockets(websocket: WebSocket) -> OpenSockets:
+    state = websocket.app.state
+    if not hasattr(state, "open_sockets"):
+        state.open_sockets = OpenSockets()
+    sockets: OpenSockets = state.open_sockets
+    return sockets
+
+
+async def _close(websocket: WebSocket, code: int, error: str, message: str) -> None:
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+        await websocket.send_json(error_body(error, message))
+        await websocket.close(code=code)
+
+
+async def _token_is_valid(resources: Resources, conversation_id: uuid.UUID, token: str) -> bool:
     async with resources.db.read_sessions() as session:
         try:
             await service.authorize(session=session, conversation_id=conversation_id, token=token)
-        except AppError as exc:
-            await websocket.send_json(error_body(exc.code, exc.message))
-            await websocket.close(code=4403)
+        except AppError:
             return False
     return True
+
+
+async def _first_frame_token(websocket: WebSocket, settings: WebSettings) -> str | None:
+    """The token of the first frame ``{"token": "..."}``; closes the socket when there is none.
+
+    Browsers cannot set headers on a WebSocket, so the token comes in the first frame (which
+    keeps it out of URLs and access logs). The socket is accepted for it, and gets a few seconds
+    and one small text frame; anything else closes it."""
+    try:
+        message = await asyncio.wait_for(websocket.receive(), timeout=settings.ws_auth_timeout_s)
+    except TimeoutError:
+        await _close(websocket, CLOSE_NO_TOKEN, "not_authenticated", "Envie o token da conversa.")
+        return None
+    if message["type"] == "websocket.disconnect":
+        return None
+    raw = message.get("text")
+    if raw is None:
+        await _close(
+            websocket,
+            CLOSE_UNSUPPORTED_DATA,
+            "unsupported_data",
+            'Envie o token como texto JSON: {"token": "..."}.',
+        )
+        return None
+    if len(raw) > settings.ws_max_frame_bytes:
+        await _close(websocket, CLOSE_TOO_BIG, "payload_too_large", "Mensagem grande demais.")
+        return None
+    try:
+        first = json.loads(raw)
+        token = str(first.get("token") or "") if isinstance(first, dict) else ""
+    except (ValueError, RecursionError):
+        token = ""
+    if not token:
+        await _close(websocket, CLOSE_NO_TOKEN, "not_authenticated", "Envie o token da conversa.")
+        return None
+    return token
 
 
 @router.websocket("/{conversation_id}/ws")
 async def conversation_ws(websocket: WebSocket, conversation_id: uuid.UUID) -> None:
     """Pushes ``{"type": "messages", "messages": [...]}`` events with bot and agent replies.
 
-    Authenticate with ``Authorization: Bearer <token>`` or a first frame ``{"token": "..."}``.
+    Authenticate with ``Authorization: Bearer <token>`` (checked before the handshake: a wrong
+    token gets HTTP 403) or a first frame ``{"token": "..."}`` within ``ws_auth_timeout_s``.
+    The socket closes with 4403 once its token stops being valid (LGPD erasure).
     """
     resources: Resources = websocket.app.state.resources
-    await websocket.accept()
-    if not await _authenticate_ws(websocket, resources, conversation_id):
+    settings = settings_as(resources.settings, WebSettings)
+    sockets = _open_sockets(websocket)
+    header = websocket.headers.get("authorization", "")
+    token = header[7:].strip() if header.lower().startswith("bearer ") else ""
+    if token and not await _token_is_valid(resources, conversation_id, token):
+        await websocket.close(code=CLOSE_FORBIDDEN)  # before accept: the handshake gets 403
         return
+    await websocket.accept()
+    if sockets.total >= settings.ws_max_connections:
+        await _close(
+            websocket,
+            CLOSE_TRY_AGAIN_LATER,
+            "service_unavailable",
+            "Muitas conexões abertas. Tente novamente em instantes.",
+        )
+        return
+    with sockets.holding(conversation_id):
+        if not token:
+            token = await _first_frame_token(websocket, settings) or ""
+            if not token:
+                return
+            if not await _token_is_valid(resources, conversation_id, token):
+                await _close(
+                    websocket, CLOSE_FORBIDDEN, "forbidden", "Token não dá acesso a esta conversa."
+                )
+                return
+        if sockets.per_conversation[conversation_id] > settings.ws_max_per_conversation:
+            await _close(
+                websocket,
+                CLOSE_POLICY,
+                "too_many_connections",
+                "Esta conversa já está aberta em muitas janelas.",
+            )
+            return
+        with contextlib.suppress(WebSocketDisconnect):
+            await _serve(websocket, resources, settings, conversation_id, token)
+
+
+async def _serve(
+    websocket: WebSocket,
+    resources: Resources,
+    settings: WebSettings,
+    conversation_id: uuid.UUID,
+    token: str,
+) -> None:
     assert resources.hub is not None
-    metrics.WEBSOCKETS_OPEN.inc()
-    try:
-        async with resources.hub.subscribe(str(conversation_id)) as events:
-            await websocket.send_json({"type": "ready", "conversation_id": str(conversation_id)})
-            receiver = asyncio.create_task(_drain_client(websocket))
-            try:
-                while not receiver.done():
-                    getter = asyncio.create_task(events.get())
-                    done, _ = await asyncio.wait(
-                        {getter, receiver}, return_when=asyncio.FIRST_COMPLETED
-                    )
-                    if getter in done:
-                        await websocket.send_json(getter.result())
-                    else:
-                        getter.cancel()
-            finally:
-                receiver.cancel()
-                with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect):
-                    await receiver
-    except WebSocketDisconnect:
-        pass
-    finally:
-        metrics.WEBSOCKETS_OPEN.dec()
+    async with resources.hub.subscribe(str(conversation_id)) as events:
+        await websocket.send_json({"type": "ready", "conversation_id": str(conversation_id)})
+        receiver = asyncio.create_task(_drain_client(websocket, settings))
+        try:
+            while not receiver.done():
+                getter = asyncio.create_task(events.get())
+                done, _ = await asyncio.wait(
+                    {getter, receiver},
+                    timeout=settings.ws_reauth_interval_s,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                if getter not in done:
+                    getter.cancel()
+                    if receiver.done():
+                        break
+                    if not await _token_is_valid(resources, conversation_id, token):
+                        await _close(websocket, CLOSE_FORBIDDEN, "forbidden", "Conversa encerrada.")
+                        break
+                    continue
+                event = getter.result()
+                if event.get("type") == REVOKED_EVENT:
+                    # The conversation was erased: its token no longer gives access to anything.
+                    await _close(websocket, CLOSE_FORBIDDEN, "forbidden", "Conversa encerrada.")
+                    break
+                await websocket.send_json(event)
+        finally:
+            receiver.cancel()
+            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect):
+                await receiver
 
 
-async def _drain_client(websocket: WebSocket) -> None:
-    """Answer pings and notice when the client goes away."""
+async def _drain_client(websocket: WebSocket, settings: WebSettings) -> None:
+    """Answer pings, refuse binary or oversized frames, and notice when the client goes away."""
     while True:
-        raw = await websocket.receive_text()
-        with contextlib.suppress(ValueError, AttributeError):
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        raw = message.get("text")
+        if raw is None:
+            await _close(
+                websocket, CLOSE_UNSUPPORTED_DATA, "unsupported_data", "Envie apenas texto JSON."
+            )
+            return
+        if len(raw) > settings.ws_max_frame_bytes:
+            await _close(websocket, CLOSE_TOO_BIG, "payload_too_large", "Mensagem grande demais.")
+            return
+        with contextlib.suppress(ValueError, AttributeError, RecursionError):
             if json.loads(raw).get("type") == "ping":
                 await websocket.send_json({"type": "pong"})

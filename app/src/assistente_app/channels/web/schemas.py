@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from assistente_app.core.text import CleanStr
+
 # The channels whose clients open conversations through this contract.
 WebContractChannel = Literal["web", "mobile"]
 
@@ -30,7 +32,7 @@ class ConversationCreated(BaseModel):
 
 class MessageCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    text: str = Field(min_length=1, max_length=4000)
+    text: CleanStr = Field(min_length=1, max_length=4000)
 
 
 class MessageAccepted(BaseModel):

@@ -11,6 +11,7 @@ import httpx
 from assistente_app.channels.base import settings_as
 from assistente_app.channels.whatsapp.settings import WhatsAppSettings
 from assistente_app.core.errors import TransientError
+from assistente_app.core.security import constant_time_equals
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +21,7 @@ def valid_signature(*, app_secret: str, body: bytes, header: str | None) -> bool
     if not header or not header.startswith("sha256="):
         return False
     expected = hmac.new(app_secret.encode(), body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, header.removeprefix("sha256="))
+    return constant_time_equals(header.removeprefix("sha256="), expected)
 
 
 class WhatsAppClient:

@@ -14,17 +14,27 @@ def texts_of_notification(payload: dict[str, Any]) -> list[InboundText]:
     """The text messages of one notification. Status updates and other message types are
     acknowledged and ignored; the ``wamid`` makes redeliveries recognisable."""
     texts = []
-    for entry in payload.get("entry") or []:
-        for change in entry.get("changes") or []:
-            value = change.get("value") or {}
-            for message in value.get("messages") or []:
+    for entry in _objects(payload.get("entry")):
+        for change in _objects(entry.get("changes")):
+            value = change.get("value")
+            for message in _objects(value.get("messages") if isinstance(value, dict) else None):
                 if message.get("type") != "text":
-                    log.info("ignored WhatsApp message of type %s", message.get("type"))
+                    log.info("ignored WhatsApp message of type %r", str(message.get("type"))[:20])
                     continue
-                text = str((message.get("text") or {}).get("body", "")).strip()
-                sender = str(message.get("from", ""))
-                if not text or not sender:
+                body = message.get("text")
+                text = body.get("body") if isinstance(body, dict) else None
+                sender = message.get("from")
+                if not isinstance(text, str) or not text.strip() or not isinstance(sender, str):
                     continue
-                key = f"whatsapp:{message['id']}" if message.get("id") else None
+                text, sender = text.strip(), sender.strip()
+                if not sender:
+                    continue
+                wamid = message.get("id")
+                key = f"whatsapp:{wamid}" if isinstance(wamid, str) and wamid else None
                 texts.append(InboundText(sender=sender, text=text, idempotency_key=key))
     return texts
+
+
+def _objects(value: Any) -> list[dict[str, Any]]:
+    """The JSON objects of a list; anything else in the payload is ignored, not a 500."""
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []

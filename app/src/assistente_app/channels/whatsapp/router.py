@@ -21,6 +21,7 @@ from assistente_app.channels.whatsapp.client import valid_signature
 from assistente_app.channels.whatsapp.inbound import texts_of_notification
 from assistente_app.channels.whatsapp.settings import WhatsAppSettings
 from assistente_app.core.errors import ForbiddenError
+from assistente_app.core.security import constant_time_equals
 
 router = APIRouter(
     prefix="/api/v1/channels/whatsapp",
@@ -41,7 +42,7 @@ async def whatsapp_verify(
     expected = settings.whatsapp_verify_token
     if expected is None:
         raise ChannelNotConfiguredError("Canal WhatsApp não configurado.")
-    if mode != "subscribe" or verify_token != expected.get_secret_value():
+    if mode != "subscribe" or not constant_time_equals(verify_token, expected.get_secret_value()):
         raise ForbiddenError("Token de verificação inválido.")
     return challenge
 

@@ -158,12 +158,19 @@
   input.addEventListener("keydown", (event) => {
     if (event.key === "Enter" && !event.shiftKey) { event.preventDefault(); el("composer").requestSubmit(); }
   });
+  // The Idempotency-Key belongs to the message, not to the attempt: sending the same text
+  // again after a failure (a 503, a dropped connection) reuses it, so the server stores and
+  // answers it once even if the first attempt did arrive.
+  let pending = null;
   async function send(text) {
-    const key = (crypto.randomUUID && crypto.randomUUID()) || String(Date.now()) + Math.random();
-    const headers = { "Content-Type": "application/json", Authorization: "Bearer " + session.token, "Idempotency-Key": key };
+    if (!pending || pending.text !== text) {
+      pending = { text, key: (crypto.randomUUID && crypto.randomUUID()) || String(Date.now()) + Math.random() };
+    }
+    const headers = { "Content-Type": "application/json", Authorization: "Bearer " + session.token, "Idempotency-Key": pending.key };
     const response = await fetch(`${API}/${session.id}/messages`, { method: "POST", headers, body: JSON.stringify({ text }) });
     const data = await response.json().catch(() => ({}));
     if (!response.ok) throw new Error((data.error && data.error.message) || "Falha ao enviar.");
+    pending = null;
     render({ id: data.id, role: "user", text });
   }
   el("composer").addEventListener("submit", async (event) => {
