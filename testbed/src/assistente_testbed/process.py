@@ -122,7 +122,33 @@ class ManagedProcess:
         self._popen = None
 
 
-class LocalServer:
+class Lifecycle:
+    """`start()` and `close()` as a context manager; a start that fails half-way closes what it
+    had started before the error propagates."""
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        try:
+            return self.start()
+        except BaseException:
+            self.close()
+            raise
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class LocalServer(Lifecycle):
     """A server run from one private directory: stopping keeps its data, removing deletes the
     directory too when the server made it itself. Subclasses implement `start()`."""
 
@@ -149,13 +175,5 @@ class LocalServer:
         if self._owns_base_dir:
             shutil.rmtree(self.base_dir, ignore_errors=True)
 
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def close(self) -> None:
         self.remove()

@@ -15,11 +15,16 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from assistente_testbed.paths import repo_root, state_dir
-from assistente_testbed.process import ManagedProcess, ServiceError, free_port, wait_until
+from assistente_testbed.process import (
+    Lifecycle,
+    ManagedProcess,
+    ServiceError,
+    free_port,
+    wait_until,
+)
 from assistente_testbed.tools import run_hack_script
 
 
@@ -37,7 +42,7 @@ def ensure_rasa_model(timeout: float = 1800.0) -> Path:
     return run_hack_script("rasa-train.sh", timeout=timeout)
 
 
-class RasaStack:
+class RasaStack(Lifecycle):
     """One action server plus one or more Rasa servers sharing the tracker and lock stores."""
 
     def __init__(
@@ -154,19 +159,7 @@ class RasaStack:
             result: list[dict[str, Any]] = json.loads(response.read())
         return result
 
-    def __enter__(self) -> RasaStack:
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def close(self) -> None:
         self.stop()
 
 
