@@ -9,6 +9,8 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -30,6 +32,15 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(0.5)
         return sock.connect_ex((host, port)) == 0
+
+
+def http_ok(url: str, timeout: float = 2.0) -> bool:
+    """True when GET `url` answers 2xx (a readiness probe of a local server)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (loopback)
+            return bool(200 <= response.status < 300)
+    except (urllib.error.URLError, OSError):
+        return False
 
 
 def wait_until(
@@ -104,6 +115,15 @@ class ManagedProcess:
                 f"{self.name} exited with code {self._popen.returncode}\n" + "\n".join(tail)
             )
 
+    def kill(self) -> None:
+        """SIGKILL the whole process group at once: a crash, not a shutdown (chaos tests)."""
+        if self._popen is None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self._popen.pid, signal.SIGKILL)
+        self._popen.wait(timeout=15)
+        self._popen = None
+
     def stop(self, timeout: float = 15.0) -> None:
         if self._popen is None:
             return
@@ -168,6 +188,12 @@ class LocalServer(Lifecycle):
     def stop(self) -> None:
         if self._process is not None:
             self._process.stop()
+            self._process = None
+
+    def kill(self) -> None:
+        """SIGKILL the server (its data directory stays, so `start()` brings it back)."""
+        if self._process is not None:
+            self._process.kill()
             self._process = None
 
     def remove(self) -> None:

@@ -24,6 +24,7 @@ from assistente_testbed.images import APP_IMAGES, BackgroundBuild, BuiltImage
 from assistente_testbed.postgres import PostgresServer
 from assistente_testbed.rasa_fixtures import fake_datajud, rasa_stack
 from assistente_testbed.redis import RedisServer
+from assistente_testbed.redis_ha import RedisSentinelSet
 
 # The real Rasa stack and the DataJud fake, Keycloak and Chromium, the app's images (session
 # scope, started only when a test asks).
@@ -35,9 +36,11 @@ __all__ = [
     "keycloak_launched",
     "keycloak_server",
     "kube_cluster",
+    "postgres_pair",
     "postgres_server",
     "rasa_stack",
     "real_cluster",
+    "redis_sentinel_set",
     "redis_server",
     "screenshots",
 ]
@@ -93,6 +96,22 @@ def redis_server() -> Iterator[RedisServer]:
         yield server
     finally:
         server.remove()
+
+
+@pytest.fixture(scope="module")
+def redis_sentinel_set() -> Iterator[RedisSentinelSet]:
+    """A Redis primary, two replicas and three Sentinels (quorum 2, primary declared down after
+    1 s). Module scope: failover tests kill servers, so each module gets a fresh set."""
+    with RedisSentinelSet() as servers:
+        yield servers
+
+
+@pytest.fixture(scope="module")
+def postgres_pair() -> Iterator[tuple[PostgresServer, PostgresServer]]:
+    """(primary, replica): the replica is a `pg_basebackup` of the primary that follows it by
+    streaming replication and can be promoted. Module scope, like `redis_sentinel_set`."""
+    with PostgresServer() as primary, PostgresServer(replica_of=primary) as replica:
+        yield primary, replica
 
 
 @pytest.fixture(scope="session")
