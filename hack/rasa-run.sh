@@ -11,6 +11,9 @@
 #                             (http://127.0.0.1:$RASA_ACTIONS_PORT/webhook)
 #   RASA_TRACKER_DB_URL       postgresql://user:password@host:port/db  -> SQL tracker store
 #   RASA_LOCK_REDIS_URL       redis://[:password@]host:port/db          -> Redis lock store
+#   RASA_LOCK_REDIS_SENTINELS host:port,... of Sentinels (the lock store then follows failovers;
+#                             RASA_LOCK_REDIS_URL still gives the password and db)
+#   RASA_LOCK_REDIS_SENTINEL_MASTER  the Sentinels' name of the primary (mymaster)
 #     (or the RASA_TRACKER_DB_* / RASA_LOCK_REDIS_* parts read by rasa/endpoints.yml). With
 #     neither, the server uses rasa/endpoints.local.yml: in-memory stores, one process only.
 #   RASA_MODEL                a model archive (default: hack/rasa-train.sh's cached model)
@@ -64,6 +67,8 @@ case ${1:-} in
     ;;
   server)
     export_store_parts
+    export RASA_LOCK_REDIS_SENTINELS=${RASA_LOCK_REDIS_SENTINELS:-}
+    export RASA_LOCK_REDIS_SENTINEL_MASTER=${RASA_LOCK_REDIS_SENTINEL_MASTER:-mymaster}
     export RASA_ACTION_ENDPOINT_URL=${RASA_ACTION_ENDPOINT_URL:-http://127.0.0.1:$actions_port/webhook}
     endpoints=endpoints.yml
     if [[ -z ${RASA_TRACKER_DB_HOST:-} || -z ${RASA_LOCK_REDIS_HOST:-} ]]; then

@@ -19,6 +19,9 @@ if expected:
         sys.exit(f"model checksum mismatch: expected {expected}, got {actual}")
 PY
 fi
+# Optional in endpoints.yml, but Rasa refuses unset ${VARS}: default them to a single host.
+export RASA_LOCK_REDIS_SENTINELS="${RASA_LOCK_REDIS_SENTINELS:-}"
+export RASA_LOCK_REDIS_SENTINEL_MASTER="${RASA_LOCK_REDIS_SENTINEL_MASTER:-mymaster}"
 endpoints=endpoints.yml
 if [ -z "${RASA_TRACKER_DB_HOST:-}" ] || [ -z "${RASA_LOCK_REDIS_HOST:-}" ]; then
   echo "RASA_TRACKER_DB_HOST/RASA_LOCK_REDIS_HOST unset: in-memory stores (single replica only)" >&2
