@@ -12,40 +12,22 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from assistente_testbed.app_stack import AppProcesses
 from assistente_testbed.fake_datajud import SAMPLE_FOUND, FakeDataJud
-from assistente_testbed.paths import repo_root, state_dir
+from assistente_testbed.paths import state_dir
 from assistente_testbed.postgres import PostgresServer
-from assistente_testbed.process import ManagedProcess, free_port, wait_until
 from assistente_testbed.rasa import RasaStack
 from assistente_testbed.redis import RedisServer
 from websockets.asyncio.client import ClientConnection, connect
 
 WAIT_S = 60.0
-
-
-@dataclass
-class AppProcesses:
-    url: str
-    processes: list[ManagedProcess] = field(default_factory=list)
-
-    def stop(self) -> None:
-        for process in reversed(self.processes):
-            process.stop()
-
-
-def _bin(name: str) -> str:
-    return str(Path(repo_root()) / ".venv" / "bin" / name)
 
 
 @pytest.fixture(scope="module")
@@ -55,46 +37,19 @@ def app_processes(
     rasa_stack: RasaStack,
 ) -> Iterator[AppProcesses]:
     """The API and the worker as their console scripts run them in production."""
-    port = free_port()
     env = {
-        **os.environ,
         "ASSISTENTE_DATABASE_URL": postgres_server.create_database("assistente_e2e"),
         "ASSISTENTE_REDIS_URL": redis_server.url,
         "ASSISTENTE_RASA_URL": rasa_stack.url,
         "ASSISTENTE_QUEUE_PREFIX": f"e2e{uuid.uuid4().hex[:8]}",
         "ASSISTENTE_QUEUE_BLOCK_MS": "200",
-        "ASSISTENTE_WORKER_METRICS_PORT": str(free_port()),
-        "ASSISTENTE_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
         # Human service open around the clock, so the escalation reaches a queue.
         "ASSISTENTE_SERVICE_DAYS": "mon,tue,wed,thu,fri,sat,sun",
         "ASSISTENTE_SERVICE_OPEN": "00:00",
         "ASSISTENTE_SERVICE_CLOSE": "23:59:59",
     }
-    subprocess.run([_bin("assistente-api"), "migrate"], env=env, check=True, timeout=120,
-                   capture_output=True)  # fmt: skip
-    logs = state_dir() / "e2e"
-    app = AppProcesses(url=f"http://127.0.0.1:{port}")
-    api = ManagedProcess("api", [_bin("assistente-api"), "serve", "--port", str(port)],
-                         log_path=logs / "api.log", env=env)  # fmt: skip
-    worker = ManagedProcess("worker", [_bin("assistente-worker"), "run"],
-                            log_path=logs / "worker.log", env=env)  # fmt: skip
-    try:
-        for process in (api, worker):
-            process.start()
-            app.processes.append(process)
-
-        def api_ready() -> bool:
-            api.check_alive()
-            worker.check_alive()
-            try:
-                return httpx.get(f"{app.url}/readyz", timeout=2).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_until(api_ready, timeout=60, what="the API", log_path=logs / "api.log")
+    with AppProcesses(env, log_dir=state_dir() / "e2e") as app:
         yield app
-    finally:
-        app.stop()
 
 
 class Citizen:

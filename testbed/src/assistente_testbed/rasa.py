@@ -23,17 +23,12 @@ from assistente_testbed.process import (
     ManagedProcess,
     ServiceError,
     free_port,
+    http_ok,
     wait_until,
 )
 from assistente_testbed.tools import run_hack_script
 
 
-def _http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 (local URL)
-            return bool(200 <= response.status < 300)
-    except (urllib.error.URLError, OSError):
-        return False
 
 
 def ensure_rasa_model(timeout: float = 1800.0) -> Path:
@@ -103,17 +98,28 @@ class RasaStack(Lifecycle):
         self._actions = ManagedProcess(
             "rasa-actions", [script, "actions"], log_path=actions_log, env=self._env
         )
-        self._actions.start()
+        self.start_actions(timeout=timeout)
+        self.add_server(timeout=timeout)
+        return self
+
+    def start_actions(self, timeout: float = 300.0) -> None:
+        """Start (or, after `kill_actions`, restart) the action server and wait for /health."""
         actions = self._actions
+        if actions is None:
+            raise ServiceError("the Rasa stack is not started")
+        actions.start()
 
         def actions_ready() -> bool:
             actions.check_alive()
-            return _http_ok(f"{self.actions_url}/health")
+            return http_ok(f"{self.actions_url}/health")
 
         wait_until(actions_ready, timeout=timeout, what="the Rasa action server",
-                   interval=0.5, log_path=actions_log)  # fmt: skip
-        self.add_server(timeout=timeout)
-        return self
+                   interval=0.5, log_path=actions.log_path)  # fmt: skip
+
+    def kill_actions(self) -> None:
+        """SIGKILL the action server (a crash); `start_actions()` brings it back."""
+        if self._actions is not None:
+            self._actions.kill()
 
     def add_server(self, timeout: float = 300.0) -> str:
         """Starts one more Rasa server (a replica) on the same stores; returns its URL."""
@@ -124,8 +130,15 @@ class RasaStack(Lifecycle):
             "rasa-server", [str(repo_root() / "hack" / "rasa-run.sh"), "server"],
             log_path=log_path, env=env,
         )  # fmt: skip
-        process.start()
         self._servers.append((process, port))
+        self.start_server(len(self._servers) - 1, timeout=timeout)
+        return f"http://127.0.0.1:{port}"
+
+    def start_server(self, index: int = 0, timeout: float = 300.0) -> None:
+        """Start (or, after `kill_server`, restart) Rasa server `index` and wait until its
+        model is loaded."""
+        process, port = self._servers[index]
+        process.start()
         url = f"http://127.0.0.1:{port}"
 
         def ready() -> bool:
@@ -134,8 +147,21 @@ class RasaStack(Lifecycle):
             return bool(status and status.get("model_id"))
 
         wait_until(ready, timeout=timeout, what=f"the Rasa server on port {port}", interval=0.5,
-                   log_path=log_path)  # fmt: skip
-        return url
+                   log_path=process.log_path)  # fmt: skip
+
+    def kill_server(self, index: int = 0) -> None:
+        """SIGKILL Rasa server `index` (a crash); `start_server(index)` brings it back."""
+        self._servers[index][0].kill()
+
+    def process_groups(self) -> dict[str, int]:
+        """Process group of each running process, by role (for CPU and memory accounting)."""
+        groups = {}
+        if self._actions is not None and self._actions.pid is not None:
+            groups["rasa-actions"] = self._actions.pid
+        for index, (process, _) in enumerate(self._servers):
+            if process.pid is not None:
+                groups["rasa" if index == 0 else f"rasa-{index}"] = process.pid
+        return groups
 
     def stop(self) -> None:
         for process, _ in self._servers:

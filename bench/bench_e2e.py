@@ -1,0 +1,204 @@
+"""End-to-end load benchmark: simulated citizens on WebSockets against the whole local stack.
+
+Starts everything on this machine, each on free ports: PostgreSQL (fsync on), Redis (AOF), the
+DataJud fake, Rasa and its action server (SQL tracker store, Redis lock store), the API and the
+worker. The load generator (assistente_testbed.loadgen) runs in this process, on the same cores.
+
+1. Idle: turns one at a time, every intent of the mix in turn: the latency of one turn from the
+   POST until its reply arrives on the WebSocket, per intent.
+2. Sweep: open-loop Poisson arrivals at rising rates (a fixed intent mix), each phase for
+   `--phase-s` seconds; per rate, answered turns/s, p50/p95/p99 and the CPU each component used.
+   The sweep stops two rates past the knee.
+3. The knee: the highest offered rate the stack keeps up with (answered ≥ 97 % of offered, p95 ≤
+   1 s), and the highest rate that meets the p95 ≤ 300 ms goal.
+
+Usage: .venv/bin/python bench/bench_e2e.py [--rates 2,4,8,12,16,20,24] [--phase-s 20]
+       [--idle-turns 35] [--json .local/bench-e2e.json] [--env ASSISTENTE_X=Y ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from assistente_testbed.app_stack import AppProcesses
+from assistente_testbed.assistant_stack import AssistantStack
+from assistente_testbed.loadgen import LoadGenerator, PhaseResult, percentile
+from assistente_testbed.paths import state_dir
+from assistente_testbed.procstat import group_cpu_seconds, group_rss_bytes, self_cpu_seconds
+
+KEEP_UP_RATIO = 0.97
+KEEP_UP_P95_MS = 1000.0
+GOAL_P95_MS = 300.0
+GOAL_RATE = 16.0
+COMPONENTS = ("api", "worker", "rasa", "rasa-actions", "postgres", "redis", "loadgen")
+
+
+class CpuMeter:
+    """CPU seconds used by each component between `start()` and `stop()`."""
+
+    def __init__(self, groups: Callable[[], dict[str, int]]) -> None:
+        self.groups = groups
+        self._before: dict[str, float] = {}
+
+    def _now(self) -> dict[str, float]:
+        found = {name: group_cpu_seconds(pgid) for name, pgid in self.groups().items()}
+        found["loadgen"] = self_cpu_seconds()
+        return found
+
+    def start(self) -> None:
+        self._before = self._now()
+
+    def stop(self) -> dict[str, float]:
+        after = self._now()
+        return {name: after[name] - self._before.get(name, 0.0) for name in after}
+
+
+def format_row(cells: list[str], widths: list[int]) -> str:
+    return "  ".join(cell.rjust(width) for cell, width in zip(cells, widths, strict=True))
+
+
+def ms(value: float | None) -> str:
+    return "-" if value is None or math.isnan(value) else f"{value:.0f}"
+
+
+def print_idle(result: PhaseResult) -> dict[str, Any]:
+    print("\nIdle turns (one at a time), POST → reply on the WebSocket, ms:")
+    widths = [20, 5, 7, 7, 7]
+    print(format_row(["intent", "n", "p50", "p95", "max"], widths))
+    figures: dict[str, Any] = {}
+    for name, values in sorted(result.by_intent().items()):
+        print(format_row([name, str(len(values)), ms(percentile(values, 0.5)),
+                          ms(percentile(values, 0.95)), ms(max(values))], widths))  # fmt: skip
+        figures[name] = {"n": len(values), "p50_ms": round(percentile(values, 0.5), 1)}
+    all_ms = result.latencies_ms
+    print(format_row(["all", str(len(all_ms)), ms(percentile(all_ms, 0.5)),
+                      ms(percentile(all_ms, 0.95)), ms(max(all_ms, default=math.nan))],
+                     widths))  # fmt: skip
+    figures["all"] = result.summary()
+    return figures
+
+
+def keeps_up(summary: dict[str, Any]) -> bool:
+    p95 = summary["p95_ms"]
+    return (
+        summary["answered"] >= KEEP_UP_RATIO * summary["sent"]
+        and p95 is not None
+        and p95 <= KEEP_UP_P95_MS
+    )
+
+
+async def sweep(
+    load: LoadGenerator, rates: list[float], phase_s: float, meter: CpuMeter
+) -> list[dict[str, Any]]:
+    print(f"\nOpen-loop sweep, {phase_s:.0f} s per rate (CPU in cores used on average):")
+    widths = [7, 8, 6, 6, 6, 6, 6, *[max(6, len(name)) for name in COMPONENTS]]
+    header = ["offered", "answered", "sent", "p50", "p95", "p99", "retry", *COMPONENTS]
+    print(format_row(header, widths))
+    rows: list[dict[str, Any]] = []
+    failures_in_a_row = 0
+    for rate in rates:
+        meter.start()
+        started = time.perf_counter()
+        result = await load.run(rate, phase_s, drain_s=30)
+        elapsed = time.perf_counter() - started
+        cpu = meter.stop()
+        summary = result.summary()
+        summary["cores"] = {name: round(cpu.get(name, 0.0) / elapsed, 3) for name in COMPONENTS}
+        summary["cpu_ms_per_turn"] = {
+            name: round(1000 * cpu.get(name, 0.0) / max(1, summary["answered"]), 2)
+            for name in COMPONENTS
+        }
+        summary["load_average"] = os.getloadavg()[0]
+        summary["keeps_up"] = keeps_up(summary)
+        rows.append(summary)
+        print(format_row(
+            [f"{rate:g}/s", f"{summary['answered_per_s']:.1f}/s", str(summary["sent"]),
+             ms(summary["p50_ms"]), ms(summary["p95_ms"]), ms(summary["p99_ms"]),
+             str(summary["retried_posts"]),
+             *[f"{summary['cores'][name]:.2f}" for name in COMPONENTS]],
+            widths,
+        ), flush=True)  # fmt: skip
+        failures_in_a_row = 0 if summary["keeps_up"] else failures_in_a_row + 1
+        if failures_in_a_row >= 2:
+            break
+    return rows
+
+
+def knee(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    kept = [row for row in rows if row["keeps_up"]]
+    goal = [row for row in kept if row["p95_ms"] is not None and row["p95_ms"] <= GOAL_P95_MS]
+    at_goal_rate = [row for row in rows if row["offered_per_s"] == GOAL_RATE]
+    return {
+        "knee_turns_per_s": max((row["offered_per_s"] for row in kept), default=None),
+        "max_rate_with_p95_under_300ms": max((row["offered_per_s"] for row in goal), default=None),
+        "p95_ms_at_16_per_s": at_goal_rate[0]["p95_ms"] if at_goal_rate else None,
+    }
+
+
+async def measure(args: argparse.Namespace, app: AppProcesses, meter: CpuMeter) -> dict[str, Any]:
+    async with LoadGenerator(app.url, reply_timeout_s=60) as load:
+        # Warm-up: first requests load lazy imports, prepared statements, Rasa's caches.
+        await load.sequential(7, pause_s=0.05)
+        idle = await load.sequential(args.idle_turns, pause_s=0.25)
+        figures: dict[str, Any] = {"idle": print_idle(idle)}
+        rates = [float(r) for r in args.rates.split(",")]
+        figures["sweep"] = await sweep(load, rates, args.phase_s, meter)
+        figures["post_errors"] = dict(load.post_errors)
+    figures["knee"] = knee(figures["sweep"])
+    k = figures["knee"]
+    print(f"\nKnee: {k['knee_turns_per_s']} turns/s offered is the highest rate the stack keeps up "
+          f"with (answered ≥ {KEEP_UP_RATIO:.0%}, p95 ≤ {KEEP_UP_P95_MS:.0f} ms).")  # fmt: skip
+    print(f"Highest rate with p95 ≤ {GOAL_P95_MS:.0f} ms: {k['max_rate_with_p95_under_300ms']} "
+          f"turns/s; p95 at {GOAL_RATE:g} turns/s: {ms(k['p95_ms_at_16_per_s'])} ms "
+          f"(goal ≤ {GOAL_P95_MS:.0f}).")  # fmt: skip
+    idle_all = figures["idle"]["all"]
+    print(f"Idle turn p50 {ms(idle_all['p50_ms'])} ms (goal ≤ 50 ms).")
+    return figures
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rates", default="2,4,8,12,16,20,24,28,32")
+    parser.add_argument("--phase-s", type=float, default=20.0)
+    parser.add_argument("--idle-turns", type=int, default=35)
+    parser.add_argument("--fast", action="store_true", help="PostgreSQL without fsync")
+    parser.add_argument("--json", type=Path, default=state_dir() / "bench-e2e.json")
+    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra setting for the API and the worker (repeatable)")  # fmt: skip
+    args = parser.parse_args()
+    started = time.perf_counter()
+    print(f"load average before start: {os.getloadavg()} on {os.cpu_count()} cores", flush=True)
+    extra = dict(item.split("=", 1) for item in args.env)
+    print("starting PostgreSQL, Redis, the DataJud fake, Rasa + actions, API + worker ...",
+          flush=True)  # fmt: skip
+    with AssistantStack(
+        fast_postgres=args.fast, app_env=extra, log_dir=state_dir() / "bench-e2e"
+    ) as stack:
+        assert stack.app is not None
+        print(f"stack ready in {time.perf_counter() - started:.0f} s; settings {extra or '-'}",
+              flush=True)  # fmt: skip
+        figures = asyncio.run(measure(args, stack.app, CpuMeter(stack.process_groups)))
+        figures["rss_mib"] = {
+            name: round(group_rss_bytes(pgid) / 2**20, 1)
+            for name, pgid in stack.process_groups().items()
+        }
+        print("memory (RSS, MiB): " + ", ".join(f"{k} {v}" for k, v in figures["rss_mib"].items()))
+    figures["settings"] = extra
+    figures["load_average_end"] = os.getloadavg()
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(figures, indent=2))
+    print(f"figures in {args.json}; benchmark took {time.perf_counter() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
