@@ -10,6 +10,8 @@
 #   RASA_ACTION_ENDPOINT_URL  where the server finds the action server
 #                             (http://127.0.0.1:$RASA_ACTIONS_PORT/webhook)
 #   RASA_TRACKER_DB_URL       postgresql://user:password@host:port/db  -> SQL tracker store
+#                             (or host1:port1,host2:port2 with ?target_session_attrs=read-write:
+#                             the store follows a promoted replica; the database must exist)
 #   RASA_LOCK_REDIS_URL       redis://[:password@]host:port/db          -> Redis lock store
 #   RASA_LOCK_REDIS_SENTINELS host:port,... of Sentinels (the lock store then follows failovers;
 #                             RASA_LOCK_REDIS_URL still gives the password and db)
@@ -39,7 +41,20 @@ def emit(name, value):
     print(f"export {name}={shlex.quote(str(value))}")
 
 db = os.environ.get("RASA_TRACKER_DB_URL")
-if db:
+if db and "," in urlsplit(db).netloc:
+    # Several hosts (libpq's host1:port1,host2:port2): hand the tracker store one SQLAlchemy
+    # URL naming each, keeping target_session_attrs, so it finds the writable server.
+    url = urlsplit(db)
+    credentials, _, hosts = url.netloc.rpartition("@")
+    query = "&".join([*(f"host={h}" for h in hosts.split(",")), *([url.query] if url.query else [])])
+    emit("RASA_TRACKER_DB_HOST", f"postgresql://{credentials}@{url.path}?{query}")
+    emit("RASA_TRACKER_DB_PORT", 5432)
+    user, _, password = credentials.partition(":")
+    emit("RASA_TRACKER_DB_USER", unquote(user))
+    emit("RASA_TRACKER_DB_PASSWORD", unquote(password))
+    emit("RASA_TRACKER_DB_NAME", url.path.lstrip("/"))
+    emit("RASA_TRACKER_DB_LOGIN_DB", "")  # the database must exist: created on the primary
+elif db:
     url = urlsplit(db)
     emit("RASA_TRACKER_DB_HOST", url.hostname or "127.0.0.1")
     emit("RASA_TRACKER_DB_PORT", url.port or 5432)
@@ -78,7 +93,8 @@ case ${1:-} in
     model=${RASA_MODEL:-$("$repo/hack/rasa-train.sh")}
     cd "$rasa_dir"
     rasa_log "Rasa server on $host:$port with $(basename "$model") and $endpoints"
-    exec rasa run --enable-api --interface "$host" --port "$port" --model "$model" \
+    # serving = Rasa's command line with the project's measured hot-path fixes (rasa/serving/).
+    exec python -m serving run --enable-api --interface "$host" --port "$port" --model "$model" \
       --endpoints "$endpoints" --credentials credentials.yml
     ;;
   *)

@@ -27,5 +27,6 @@ if [ -z "${RASA_TRACKER_DB_HOST:-}" ] || [ -z "${RASA_LOCK_REDIS_HOST:-}" ]; the
   echo "RASA_TRACKER_DB_HOST/RASA_LOCK_REDIS_HOST unset: in-memory stores (single replica only)" >&2
   endpoints=endpoints.local.yml
 fi
-exec rasa run --enable-api --port "${RASA_PORT:-5005}" --model "$model" \
+# serving = Rasa's command line with the project's measured hot-path fixes (serving/patches.py).
+exec python -m serving run --enable-api --port "${RASA_PORT:-5005}" --model "$model" \
   --endpoints "$endpoints" --credentials credentials.yml "$@"
