@@ -165,23 +165,14 @@ async def measure(args: argparse.Namespace, app: AppProcesses, meter: CpuMeter) 
     return figures
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rates", default="2,4,8,12,16,20,24,28,32")
-    parser.add_argument("--phase-s", type=float, default=20.0)
-    parser.add_argument("--idle-turns", type=int, default=35)
-    parser.add_argument("--fast", action="store_true", help="PostgreSQL without fsync")
-    parser.add_argument("--json", type=Path, default=state_dir() / "bench-e2e.json")
-    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
-                        help="extra setting for the API and the worker (repeatable)")  # fmt: skip
-    args = parser.parse_args()
-    started = time.perf_counter()
-    print(f"load average before start: {os.getloadavg()} on {os.cpu_count()} cores", flush=True)
+def run_stack(args: argparse.Namespace, label: str, code: Path | None) -> dict[str, Any]:
+    """Start the stack (of `code`, or this checkout), measure it, stop it."""
     extra = dict(item.split("=", 1) for item in args.env)
-    print("starting PostgreSQL, Redis, the DataJud fake, Rasa + actions, API + worker ...",
-          flush=True)  # fmt: skip
+    print(f"\n===== {label}: starting PostgreSQL, Redis, the DataJud fake, Rasa + actions, "
+          f"API + worker (load average {os.getloadavg()[0]:.1f}) =====", flush=True)  # fmt: skip
+    started = time.perf_counter()
     with AssistantStack(
-        fast_postgres=args.fast, app_env=extra, log_dir=state_dir() / "bench-e2e"
+        fast_postgres=args.fast, app_env=extra, log_dir=state_dir() / "bench-e2e", code=code
     ) as stack:
         assert stack.app is not None
         print(f"stack ready in {time.perf_counter() - started:.0f} s; settings {extra or '-'}",
@@ -194,8 +185,62 @@ def main() -> int:
         print("memory (RSS, MiB): " + ", ".join(f"{k} {v}" for k, v in figures["rss_mib"].items()))
     figures["settings"] = extra
     figures["load_average_end"] = os.getloadavg()
+    return figures
+
+
+def compare(runs: dict[str, list[dict[str, Any]]]) -> None:
+    """One line per run: idle p50/p95, the knee, p95 at 16 turns/s, CPU per turn at 8 turns/s."""
+    print("\nBefore / after (same machine, same run; load average at the end of each run):")
+    widths = [16, 9, 9, 6, 8, 9, 8]
+    print(format_row(["code", "idle p50", "idle p95", "knee", "p95@16", "CPU/turn", "load"],
+                     widths))  # fmt: skip
+    for label, results in runs.items():
+        for figures in results:
+            idle = figures["idle"]["all"]
+            at8 = [r for r in figures["sweep"] if r["offered_per_s"] == 8.0]
+            cpu = sum(at8[0]["cpu_ms_per_turn"].values()) - at8[0]["cpu_ms_per_turn"]["loadgen"] \
+                if at8 else math.nan  # fmt: skip
+            k = figures["knee"]
+            load = figures["load_average_end"][0]
+            print(format_row(
+                [label, ms(idle["p50_ms"]), ms(idle["p95_ms"]), str(k["knee_turns_per_s"]),
+                 ms(k["p95_ms_at_16_per_s"]), f"{cpu:.1f}", f"{load:.1f}"],
+                widths,
+            ))  # fmt: skip
+    print("(idle p50/p95 and p95@16 in ms; knee in turns/s; CPU/turn = ms of CPU per answered "
+          "turn at 8 turns/s, all components but the load generator)")  # fmt: skip
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rates", default="2,4,8,12,16,20,24,28,32")
+    parser.add_argument("--phase-s", type=float, default=20.0)
+    parser.add_argument("--idle-turns", type=int, default=35)
+    parser.add_argument("--fast", action="store_true", help="PostgreSQL without fsync")
+    parser.add_argument("--json", type=Path, default=state_dir() / "bench-e2e.json")
+    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra setting for the API and the worker (repeatable)")  # fmt: skip
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="CHECKOUT",
+        help="also measure another checkout (with its own .venv), alternating",
+    )
+    parser.add_argument("--repeat", type=int, default=1, help="rounds (with --baseline)")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    print(f"load average before start: {os.getloadavg()} on {os.cpu_count()} cores", flush=True)
+    targets: list[tuple[str, Path | None]] = [("this checkout", None)]
+    if args.baseline:
+        targets.insert(0, (f"baseline {args.baseline.name}", args.baseline.resolve()))
+    runs: dict[str, list[dict[str, Any]]] = {label: [] for label, _ in targets}
+    for _round in range(args.repeat if args.baseline else 1):
+        for label, code in targets:
+            runs[label].append(run_stack(args, label, code))
+    if args.baseline:
+        compare(runs)
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(figures, indent=2))
+    args.json.write_text(json.dumps(runs if args.baseline else runs["this checkout"][0], indent=2))
     print(f"figures in {args.json}; benchmark took {time.perf_counter() - started:.0f} s")
     return 0
 

@@ -35,9 +35,9 @@ LOAD_TEST_ENV = {
 }
 
 
-def venv_bin(name: str) -> str:
-    """A console script of the environment this package runs in (the project's .venv)."""
-    return str(Path(sys.executable).parent / name)
+def venv_bin(name: str, bin_dir: Path | None = None) -> str:
+    """A console script of `bin_dir`, by default the environment this package runs in."""
+    return str((bin_dir or Path(sys.executable).parent) / name)
 
 
 class AppProcesses(Lifecycle):
@@ -50,8 +50,11 @@ class AppProcesses(Lifecycle):
         workers: int = 1,
         log_dir: Path | None = None,
         port: int | None = None,
+        bin_dir: Path | None = None,
     ) -> None:
+        """`bin_dir`: the console scripts of another checkout's venv (a benchmark's baseline)."""
         self.port = port or free_port()
+        self.bin_dir = bin_dir
         self.log_dir = log_dir or state_dir() / "app-stack"
         self.env = {
             **os.environ,
@@ -61,14 +64,14 @@ class AppProcesses(Lifecycle):
         }
         self.api = ManagedProcess(
             "api",
-            [venv_bin("assistente-api"), "serve", "--port", str(self.port)],
+            [venv_bin("assistente-api", bin_dir), "serve", "--port", str(self.port)],
             log_path=self.log_dir / f"api-{self.port}.log",
             env=self.env,
         )
         self.workers = [
             ManagedProcess(
                 f"worker-{index}",
-                [venv_bin("assistente-worker"), "run"],
+                [venv_bin("assistente-worker", bin_dir), "run"],
                 log_path=self.log_dir / f"worker-{self.port}-{index}.log",
                 env=self.env,
             )
@@ -85,7 +88,7 @@ class AppProcesses(Lifecycle):
 
     def migrate(self) -> None:
         result = subprocess.run(
-            [venv_bin("assistente-api"), "migrate"],
+            [venv_bin("assistente-api", self.bin_dir), "migrate"],
             env=self.env, capture_output=True, text=True, timeout=300, check=False,
         )  # fmt: skip
         if result.returncode != 0:

@@ -36,7 +36,11 @@ class AssistantStack(Lifecycle):
         postgres_options: Mapping[str, str] | None = None,
         app_env: Mapping[str, str] | None = None,
         log_dir: Path | None = None,
+        code: Path | None = None,
     ) -> None:
+        """`code`: run the app and Rasa of another checkout with its own .venv (a baseline),
+        with this checkout's stores, fakes and load generator."""
+        self.code = code
         self.log_dir = log_dir or state_dir() / "assistant-stack"
         self.postgres = PostgresServer(fast=fast_postgres, options=postgres_options)
         self.redis = RedisServer()
@@ -65,6 +69,7 @@ class AssistantStack(Lifecycle):
             datajud_base_url=f"http://127.0.0.1:{self.datajud_port}",
             datajud_api_key=DATAJUD_KEY,
             log_dir=self.log_dir,
+            repo=self.code,
         )
         stack.enter_context(self.rasa)
         self.app = AppProcesses(
@@ -76,6 +81,7 @@ class AssistantStack(Lifecycle):
                 **self.app_env,
             },
             log_dir=self.log_dir,
+            bin_dir=self.code / ".venv" / "bin" if self.code else None,
         )
         stack.enter_context(self.app)
         return self

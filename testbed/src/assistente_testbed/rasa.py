@@ -29,12 +29,10 @@ from assistente_testbed.process import (
 from assistente_testbed.tools import run_hack_script
 
 
-
-
-def ensure_rasa_model(timeout: float = 1800.0) -> Path:
+def ensure_rasa_model(timeout: float = 1800.0, repo: Path | None = None) -> Path:
     """Builds the Rasa venv and trains the model if their inputs changed; returns the model."""
-    run_hack_script("rasa-setup.sh", timeout=timeout)
-    return run_hack_script("rasa-train.sh", timeout=timeout)
+    run_hack_script("rasa-setup.sh", timeout=timeout, repo=repo)
+    return run_hack_script("rasa-train.sh", timeout=timeout, repo=repo)
 
 
 class RasaStack(Lifecycle):
@@ -51,8 +49,11 @@ class RasaStack(Lifecycle):
         extra_env: Mapping[str, str] | None = None,
         port: int | None = None,
         actions_port: int | None = None,
+        repo: Path | None = None,
     ) -> None:
-        """`port`/`actions_port`: fixed ports (`make up`: 5005/5055); free ones by default."""
+        """`port`/`actions_port`: fixed ports (`make up`: 5005/5055); free ones by default.
+        `repo`: run the Rasa project of another checkout (a benchmark's baseline)."""
+        self.repo = repo or repo_root()
         self.tracker_db_url = tracker_db_url
         self.lock_redis_url = lock_redis_url
         self.log_dir = log_dir or state_dir() / "rasa-stack"
@@ -91,9 +92,9 @@ class RasaStack(Lifecycle):
         return f"http://127.0.0.1:{self.actions_port}"
 
     def start(self, timeout: float = 300.0) -> RasaStack:
-        self.model = ensure_rasa_model()
+        self.model = ensure_rasa_model(repo=self.repo)
         self._env["RASA_MODEL"] = str(self.model)
-        script = str(repo_root() / "hack" / "rasa-run.sh")
+        script = str(self.repo / "hack" / "rasa-run.sh")
         actions_log = self.log_dir / f"actions-{self.actions_port}.log"
         self._actions = ManagedProcess(
             "rasa-actions", [script, "actions"], log_path=actions_log, env=self._env
@@ -127,7 +128,7 @@ class RasaStack(Lifecycle):
         env = {**self._env, "RASA_PORT": str(port)}
         log_path = self.log_dir / f"rasa-{port}.log"
         process = ManagedProcess(
-            "rasa-server", [str(repo_root() / "hack" / "rasa-run.sh"), "server"],
+            "rasa-server", [str(self.repo / "hack" / "rasa-run.sh"), "server"],
             log_path=log_path, env=env,
         )  # fmt: skip
         self._servers.append((process, port))
