@@ -13,10 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistente_app.auth.tokens import hash_token, new_token, token_matches
 from assistente_app.conversations import models as m
+from assistente_app.conversations import repository
 from assistente_app.conversations.protocol_numbers import format_protocol
+from assistente_app.conversations.repository import ConversationAuth
 from assistente_app.conversations.schemas import MessageOut
 from assistente_app.core import metrics
-from assistente_app.core.errors import ForbiddenError
+from assistente_app.core.db import UNAVAILABLE_ERRORS, RawPool
+from assistente_app.core.errors import ForbiddenError, ServiceUnavailableError
 from assistente_app.core.logging import protocol_var
 from assistente_app.core.settings import CoreSettings
 from assistente_app.queue.streams import Queues
@@ -97,6 +100,55 @@ async def authorize(
         raise ForbiddenError("Token não dá acesso a esta conversa.")
     protocol_var.set(conversation.protocol)
     return conversation
+
+
+DATABASE_UNAVAILABLE = (
+    "O atendimento está temporariamente indisponível. Tente novamente em instantes."
+)
+
+
+async def authorize_fast(
+    *, db: RawPool, conversation_id: uuid.UUID, token: str
+) -> ConversationAuth:
+    """``authorize`` on the hot path (the web contract's POST): one statement, no ORM."""
+    try:
+        async with db.acquire() as connection:
+            conversation = await repository.conversation_for_auth(connection, conversation_id)
+    except UNAVAILABLE_ERRORS as error:
+        raise ServiceUnavailableError(DATABASE_UNAVAILABLE, retry_after_s=5) from error
+    if conversation is None or not token_matches(token, conversation.token_hash):
+        raise ForbiddenError("Token não dá acesso a esta conversa.")
+    protocol_var.set(conversation.protocol)
+    return conversation
+
+
+async def accept_message_fast(
+    *,
+    db: RawPool,
+    queues: Queues,
+    conversation: ConversationAuth,
+    text_: str,
+    idempotency_key: str | None = None,
+) -> tuple[uuid.UUID, str, bool]:
+    """``accept_user_message`` on the hot path: the same rules (backpressure first, committed
+    before queued, an idempotency key gives the stored message back and queues it again while
+    it is unprocessed) in one statement. Returns ``(message id, status, duplicate)``."""
+    for_agent = conversation.status in (m.QUEUED, m.HUMAN)
+    queue = queues.inbound_for(str(conversation.id))
+    if not for_agent:
+        await queue.check_capacity()
+    try:
+        async with db.acquire() as connection:
+            message_id, status, duplicate = await repository.insert_user_message(
+                connection, conversation=conversation, text=text_, idempotency_key=idempotency_key
+            )
+    except UNAVAILABLE_ERRORS as error:
+        raise ServiceUnavailableError(DATABASE_UNAVAILABLE, retry_after_s=5) from error
+    if not duplicate:
+        metrics.MESSAGES.labels(channel=conversation.channel, direction="inbound").inc()
+    if status == m.ACCEPTED:
+        await queue.add({"message_id": str(message_id), "conversation_id": str(conversation.id)})
+    return message_id, status, duplicate
 
 
 async def authorize_protocol(*, session: AsyncSession, protocol: str, token: str) -> m.Conversation:

@@ -22,6 +22,7 @@ from assistente_app.channels.web.schemas import (
     QueueLeft,
 )
 from assistente_app.channels.web.settings import WebSettings
+from assistente_app.conversations import models as m
 from assistente_app.conversations import service
 from assistente_app.conversations.schemas import MessageList
 from assistente_app.core import metrics
@@ -87,12 +88,11 @@ async def post_message(
     request: Request,
     token: BearerDep,
     resources: ResourcesDep,
-    session: SessionDep,
     idempotency_key: Annotated[str | None, Header(max_length=120)] = None,
 ) -> MessageAccepted:
     """Accept a citizen message: answered once it is stored in PostgreSQL and queued in Redis."""
-    conversation = await service.authorize(
-        session=session, conversation_id=conversation_id, token=token
+    conversation = await service.authorize_fast(
+        db=resources.db.raw_writer, conversation_id=conversation_id, token=token
     )
     ensure_enabled(request, conversation.channel)
     await enforce_rate_limit(
@@ -103,20 +103,37 @@ async def post_message(
         limit=resources.settings.rate_limit_per_minute,
     )
     key = f"web:{conversation.id}:{idempotency_key}" if idempotency_key else None
-    message, duplicate = await service.accept_user_message(
-        session=session,
+    if conversation.status in (m.QUEUED, m.HUMAN):
+        # A person has the conversation: the message goes to the clerk, and "sair" leaves the
+        # queue. Rare and many-sided, so the ORM path.
+        async with resources.db.write_sessions() as session:
+            owned = await service.authorize(
+                session=session, conversation_id=conversation_id, token=token
+            )
+            message, duplicate = await service.accept_user_message(
+                session=session,
+                queues=resources.queues,
+                conversation=owned,
+                text_=body.text,
+                idempotency_key=key,
+                events=resources.events,
+            )
+            if not duplicate:
+                await ingest.leave_queue_if_asked(
+                    resources=resources, session=session, conversation=owned, text=body.text
+                )
+        return MessageAccepted(
+            id=message.id, protocol=owned.protocol, status=message.status, duplicate=duplicate
+        )
+    message_id, status, duplicate = await service.accept_message_fast(
+        db=resources.db.raw_writer,
         queues=resources.queues,
         conversation=conversation,
         text_=body.text,
         idempotency_key=key,
-        events=resources.events,
     )
-    if not duplicate:
-        await ingest.leave_queue_if_asked(
-            resources=resources, session=session, conversation=conversation, text=body.text
-        )
     return MessageAccepted(
-        id=message.id, protocol=conversation.protocol, status=message.status, duplicate=duplicate
+        id=message_id, protocol=conversation.protocol, status=status, duplicate=duplicate
     )
 
 
