@@ -151,6 +151,30 @@ async def accept_message_fast(
     return message_id, status, duplicate
 
 
+async def latest_seq(*, db: RawPool, conversation_id: uuid.UUID) -> int:
+    """The conversation's last message sequence number (0 when the database cannot say)."""
+    try:
+        async with db.acquire() as connection:
+            return await repository.last_seq(connection, conversation_id)
+    except UNAVAILABLE_ERRORS:
+        return 0
+
+
+async def replies_since(
+    *, db: RawPool, conversation_id: uuid.UUID, after_seq: int
+) -> list[MessageOut]:
+    """Bot, agent and system messages after ``after_seq``, read on the primary (a socket that
+    catches up must see what was just written); empty when the database cannot say."""
+    try:
+        async with db.acquire() as connection:
+            return await repository.replies_after(connection, conversation_id, after_seq=after_seq)
+    except UNAVAILABLE_ERRORS:
+        log.warning(
+            "could not read missed replies", extra={"conversation_id": str(conversation_id)}
+        )
+        return []
+
+
 async def authorize_protocol(*, session: AsyncSession, protocol: str, token: str) -> m.Conversation:
     conversation = (
         await session.execute(select(m.Conversation).where(m.Conversation.protocol == protocol))

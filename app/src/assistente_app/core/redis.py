@@ -15,13 +15,19 @@ def create_redis(settings: CoreSettings) -> Redis:
         for item in settings.redis_sentinels.split(","):
             host, _, port = item.strip().rpartition(":")
             hosts.append((host, int(port)))
-        # The timeout is for asking the Sentinels only: keyword arguments of Sentinel() also
-        # reach the primary's connections, where a 2 s read timeout breaks every blocking
-        # XREADGROUP of the queue (block 2 s and more).
-        sentinel = Sentinel(hosts, sentinel_kwargs={"socket_timeout": 2.0})  # type: ignore[no-untyped-call]
-        # master_for re-discovers the primary after a failover, so writes follow it.
+        # Sentinels answer at once or not at all; a dead one must not hold a discovery up.
+        sentinel = Sentinel(  # type: ignore[no-untyped-call]
+            hosts, sentinel_kwargs={"socket_timeout": 2.0, "socket_connect_timeout": 2.0}
+        )
+        # master_for re-discovers the primary after a failover, so reads, writes and the
+        # pub/sub subscription follow it. Commands may block (XREADGROUP BLOCK): the socket
+        # timeout must outlast the longest block, or an idle queue reads as a dead server.
         client: Redis = sentinel.master_for(
-            settings.redis_sentinel_master, decode_responses=True, health_check_interval=30
+            settings.redis_sentinel_master,
+            decode_responses=True,
+            socket_connect_timeout=2.0,
+            socket_timeout=settings.queue_block_ms / 1000 + 5,
+            health_check_interval=30,
         )
         return client
     return Redis.from_url(settings.redis_url, decode_responses=True, health_check_interval=30)

@@ -28,6 +28,7 @@ from assistente_app.conversations.schemas import MessageList
 from assistente_app.core import metrics
 from assistente_app.core.errors import AppError, error_body
 from assistente_app.core.ratelimit import enforce_rate_limit
+from assistente_app.realtime.hub import RESYNC
 from assistente_app.runtime import Resources
 
 router = APIRouter(prefix="/api/v1/conversations", tags=["conversations"])
@@ -215,6 +216,11 @@ async def conversation_ws(websocket: WebSocket, conversation_id: uuid.UUID) -> N
     metrics.WEBSOCKETS.inc()
     try:
         async with resources.hub.subscribe(str(conversation_id)) as events:
+            # Everything up to here is in the history the client loads; later replies come as
+            # events, or from a catch-up read when the hub says events may have been lost.
+            seen_seq = await service.latest_seq(
+                db=resources.db.raw_writer, conversation_id=conversation_id
+            )
             await websocket.send_json({"type": "ready", "conversation_id": str(conversation_id)})
             receiver = asyncio.create_task(_drain_client(websocket))
             try:
@@ -223,10 +229,17 @@ async def conversation_ws(websocket: WebSocket, conversation_id: uuid.UUID) -> N
                     done, _ = await asyncio.wait(
                         {getter, receiver}, return_when=asyncio.FIRST_COMPLETED
                     )
-                    if getter in done:
-                        await websocket.send_json(getter.result())
-                    else:
+                    if getter not in done:
                         getter.cancel()
+                        continue
+                    event = getter.result()
+                    if event.get("type") == RESYNC:
+                        event = await _missed_replies(resources, conversation_id, seen_seq)
+                        if not event["messages"]:
+                            continue
+                    for message in event.get("messages", ()):
+                        seen_seq = max(seen_seq, int(message.get("seq", 0)))
+                    await websocket.send_json(event)
             finally:
                 receiver.cancel()
                 with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect):
@@ -235,6 +248,19 @@ async def conversation_ws(websocket: WebSocket, conversation_id: uuid.UUID) -> N
         pass
     finally:
         metrics.WEBSOCKETS.dec()
+
+
+async def _missed_replies(
+    resources: Resources, conversation_id: uuid.UUID, after_seq: int
+) -> dict[str, Any]:
+    missed = await service.replies_since(
+        db=resources.db.raw_writer, conversation_id=conversation_id, after_seq=after_seq
+    )
+    return {
+        "type": "messages",
+        "conversation_id": str(conversation_id),
+        "messages": [message.model_dump(mode="json") for message in missed],
+    }
 
 
 async def _drain_client(websocket: WebSocket) -> None:
