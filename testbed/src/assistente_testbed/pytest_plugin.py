@@ -31,6 +31,7 @@ from assistente_testbed.redis_ha import RedisSentinelSet
 __all__ = [
     "app_images",
     "browser",
+    "chaos_ledger",
     "console_url",
     "fake_datajud",
     "keycloak_launched",
@@ -50,6 +51,26 @@ IMAGE_BUILD = pytest.StashKey[BackgroundBuild]()
 def _terminate_as_interrupt(signum: int, frame: FrameType | None) -> None:
     # pytest runs fixture finalizers on KeyboardInterrupt, not on a bare SIGTERM.
     raise KeyboardInterrupt(f"signal {signum}")
+
+
+CHAOS_LEDGER = pytest.StashKey[list[str]]()
+
+
+@pytest.fixture(scope="session")
+def chaos_ledger(request: pytest.FixtureRequest) -> list[str]:
+    """Lines a failover test adds (what it sent, what was accepted, what was answered); the
+    session prints them at the end, passed or failed."""
+    return request.config.stash.setdefault(CHAOS_LEDGER, [])
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config
+) -> None:
+    lines = config.stash.get(CHAOS_LEDGER, [])
+    if lines:
+        terminalreporter.section("failovers under load: every accepted message answered once?")
+        for line in lines:
+            terminalreporter.write_line(line)
 
 
 def pytest_configure(config: pytest.Config) -> None:
