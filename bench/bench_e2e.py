@@ -11,9 +11,13 @@ worker. The load generator (assistente_testbed.loadgen) runs in this process, on
    The sweep stops two rates past the knee.
 3. The knee: the highest offered rate the stack keeps up with (answered ≥ 97 % of offered, p95 ≤
    1 s), and the highest rate that meets the p95 ≤ 300 ms goal.
+4. With --failovers: the chaos scenarios of tests/ha (processes killed, Redis primary killed,
+   PostgreSQL primary restarted, replica promoted) under load, with the count of messages sent,
+   accepted, answered, lost and answered twice.
 
 Usage: .venv/bin/python bench/bench_e2e.py [--rates 2,4,8,12,16,20,24] [--phase-s 20]
        [--idle-turns 35] [--json .local/bench-e2e.json] [--env ASSISTENTE_X=Y ...]
+       [--baseline OTHER_CHECKOUT --repeat 2] [--failovers]
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from typing import Any
 
 from assistente_testbed.app_stack import AppProcesses
 from assistente_testbed.assistant_stack import AssistantStack
+from assistente_testbed.chaos import ALL_FAULTS, run_scenario
 from assistente_testbed.loadgen import LoadGenerator, PhaseResult, percentile
 from assistente_testbed.paths import state_dir
 from assistente_testbed.procstat import group_cpu_seconds, group_rss_bytes, self_cpu_seconds
@@ -187,6 +192,28 @@ def run_stack(args: argparse.Namespace, label: str, code: Path | None) -> dict[s
     return figures
 
 
+def failovers() -> list[dict[str, Any]]:
+    """The chaos scenarios of tests/ha on a highly available stack, as figures."""
+    print("\n===== failovers under load: starting the HA stack (Redis primary + 2 replicas + "
+          "3 Sentinels, PostgreSQL primary + synchronous replica) =====", flush=True)  # fmt: skip
+    rows: list[dict[str, Any]] = []
+    with AssistantStack(ha=True, log_dir=state_dir() / "bench-e2e-ha") as stack:
+        for fault in ALL_FAULTS:
+            result = asyncio.run(run_scenario(stack, fault))
+            print(result.line(), flush=True)
+            v = result.verification
+            rows.append({"fault": fault.name, "what": result.what_happened, "sent": v.sent,
+                         "accepted": v.accepted, "answered": v.answered,
+                         "lost": len(v.unanswered), "answered_twice": len(v.duplicated),
+                         "pushed_twice": v.duplicate_pushes,
+                         "posts_retried": result.post_retries})  # fmt: skip
+    lost = sum(row["lost"] for row in rows)
+    twice = sum(row["answered_twice"] for row in rows)
+    print(f"failovers: {len(rows)} scenarios, {sum(r['accepted'] for r in rows)} messages "
+          f"accepted, {lost} lost, {twice} answered twice")  # fmt: skip
+    return rows
+
+
 def compare(runs: dict[str, list[dict[str, Any]]]) -> None:
     """One line per run: idle p50/p95, the knee, p95 at 16 turns/s, CPU per turn at 8 turns/s."""
     print("\nBefore / after (same machine, same run; load average at the end of each run):")
@@ -226,6 +253,12 @@ def main() -> int:
         help="also measure another checkout (with its own .venv), alternating",
     )
     parser.add_argument("--repeat", type=int, default=1, help="rounds (with --baseline)")
+    parser.add_argument(
+        "--failovers",
+        action="store_true",
+        help="also run the chaos scenarios on the HA stack and print the counts",
+    )
+    parser.add_argument("--no-sweep", action="store_true", help="only the failovers")
     args = parser.parse_args()
     started = time.perf_counter()
     print(f"load average before start: {os.getloadavg()} on {os.cpu_count()} cores", flush=True)
@@ -233,13 +266,16 @@ def main() -> int:
     if args.baseline:
         targets.insert(0, (f"baseline {args.baseline.name}", args.baseline.resolve()))
     runs: dict[str, list[dict[str, Any]]] = {label: [] for label, _ in targets}
-    for _round in range(args.repeat if args.baseline else 1):
+    for _round in range(0 if args.no_sweep else args.repeat if args.baseline else 1):
         for label, code in targets:
             runs[label].append(run_stack(args, label, code))
     if args.baseline:
         compare(runs)
+    output: dict[str, Any] = {"runs": runs}
+    if args.failovers:
+        output["failovers"] = failovers()
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(runs if args.baseline else runs["this checkout"][0], indent=2))
+    args.json.write_text(json.dumps(output, indent=2))
     print(f"figures in {args.json}; benchmark took {time.perf_counter() - started:.0f} s")
     return 0
 
