@@ -77,6 +77,12 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
 Connection: TypeAlias = "asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
 
 
+async def _keep_session(connection: Any) -> None:
+    """No reset query on release. asyncpg's default (advisory unlock, CLOSE ALL, UNLISTEN, RESET
+    ALL) is a round trip per use; the hot paths leave no session state behind (no SET, LISTEN,
+    cursor or advisory lock), and an open transaction is still rolled back by the pool."""
+
+
 @dataclass
 class RawPool:
     """An asyncpg pool, created on first use (no I/O at start-up), for the hot paths."""
@@ -104,6 +110,7 @@ class RawPool:
                         # Server restarts and failovers leave dead connections behind; asyncpg
                         # drops a connection that failed, so the next acquire makes a new one.
                         max_inactive_connection_lifetime=60,
+                        reset=_keep_session,
                         **self._connect_args(),
                     )
         return self._pool
