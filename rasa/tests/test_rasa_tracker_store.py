@@ -1,5 +1,6 @@
-"""The tracker store against a real PostgreSQL: same rows as Rasa's SQL store without the count
-before each save, a primary restart and a promotion waited out instead of failing the turn."""
+"""The tracker store against a real PostgreSQL: the same rows as Rasa's SQL store (which reads them
+back), without the count before each save; a primary restart and a promotion waited out instead
+of failing the turn."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 from assistente_testbed.postgres import PostgresServer
+from rasa.core.tracker_store import SQLTrackerStore
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, BotUttered, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
@@ -70,6 +72,19 @@ def test_turns_store_each_event_once_without_counting(postgres: PostgresServer) 
     assert len(final.events) == 12
     assert stored_events(postgres, "tracker_once", "cidada") == 12
     assert not [s for s in seen if "count(" in s.lower()], "no count query before the saves"
+    # Rasa's own SQL store reads exactly what this one wrote (same table, same columns).
+    stock = SQLTrackerStore(
+        domain=Domain.empty(), dialect="postgresql", host=postgres.host, port=postgres.port,
+        db="tracker_once", username=postgres.user, password=postgres.password,
+    )  # fmt: skip
+    same = asyncio.run(stock.retrieve("cidada"))
+    assert same is not None
+    assert [e.as_dict() for e in same.events] == [e.as_dict() for e in final.events]
+    columns = postgres.execute(
+        "SELECT type_name, intent_name, action_name FROM events ORDER BY id LIMIT 2",
+        database="tracker_once",
+    ).split()
+    assert columns == ["user|saudacao|", "action||utter_saudacao"]
 
 
 def test_a_save_without_a_fresh_read_counts_first(postgres: PostgresServer) -> None:
