@@ -151,24 +151,22 @@ def last(rows: list[tuple[float, str, str]], who: str, contains: str) -> float:
 
 
 def segments(rows: list[tuple[float, str, str]]) -> dict[str, float]:
-    """Instants of the path, then the segments between them (ms)."""
+    """Instants of the path, then the segments between them (ms). Web replies are published by
+    the worker right after it stores them (escalations go through the outbound stream)."""
     api_xadd = first(rows, "api", "XADD")
     worker_lock = first(rows, "worker", "SET", after=api_xadd)
     rasa_first = first(rows, "rasa", "redis[1]", after=worker_lock)
     rasa_last = last(rows, "rasa", "redis[1]")
-    out_xadd = first(rows, "worker", "XADD", after=rasa_last)
-    publish = first(rows, "worker", "PUBLISH", after=out_xadd)
+    publish = first(rows, "worker", "PUBLISH", after=rasa_last)
     ws = first(rows, "client", "reply on the WebSocket")
     accepted = first(rows, "client", "202 received")
     return {
-        "POST → API XADD (API: auth, rate limit, INSERT, commit)": api_xadd,
+        "POST → API XADD (API: auth, rate limit, INSERT + commit)": api_xadd,
         "API XADD → 202 at the client": accepted - api_xadd,
         "API XADD → worker takes the conversation lock (stream wake-up)": worker_lock - api_xadd,
-        "worker lock → Rasa's first lock op (worker reads + HTTP to Rasa)": rasa_first
-        - worker_lock,
+        "worker lock → Rasa's first lock op (worker read + HTTP to Rasa)": rasa_first - worker_lock,
         "Rasa: first → last lock op (NLU, tracker, actions)": rasa_last - rasa_first,
-        "Rasa last lock op → worker XADD outbound (reply, store turn)": out_xadd - rasa_last,
-        "XADD outbound → PUBLISH (outbound consumer, delivery)": publish - out_xadd,
+        "Rasa last lock op → PUBLISH (reply, store turn + commit)": publish - rasa_last,
         "PUBLISH → reply on the WebSocket (hub, socket, client)": ws - publish,
         "total": ws,
     }
