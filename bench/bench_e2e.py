@@ -169,6 +169,27 @@ async def measure(args: argparse.Namespace, app: AppProcesses, meter: CpuMeter) 
     return figures
 
 
+def storage_per_turn(stack: AssistantStack, figures: dict[str, Any]) -> dict[str, Any]:
+    """Bytes PostgreSQL holds per answered turn: the app's rows and Rasa's tracker events, with
+    their indexes (for the capacity model)."""
+    turns = figures["idle"]["all"]["answered"] + sum(row["answered"] for row in figures["sweep"])
+    app = stack.postgres.execute(
+        "SELECT pg_total_relation_size('messages') + pg_total_relation_size('conversations')",
+        database="assistente",
+    )
+    tracker = stack.postgres.execute(
+        "SELECT pg_total_relation_size('events')", database="rasa_tracker"
+    )
+    per_turn = {
+        "app_bytes": round(int(app.strip()) / max(1, turns)),
+        "tracker_bytes": round(int(tracker.strip()) / max(1, turns)),
+        "turns": turns,
+    }
+    print(f"storage per answered turn: app {per_turn['app_bytes']} B, Rasa tracker "
+          f"{per_turn['tracker_bytes']} B (over {turns} turns, indexes included)")  # fmt: skip
+    return per_turn
+
+
 def run_stack(args: argparse.Namespace, label: str, code: Path | None) -> dict[str, Any]:
     """Start the stack (of `code`, or this checkout), measure it, stop it."""
     extra = dict(item.split("=", 1) for item in args.env)
@@ -186,6 +207,7 @@ def run_stack(args: argparse.Namespace, label: str, code: Path | None) -> dict[s
             name: round(group_rss_bytes(pgid) / 2**20, 1)
             for name, pgid in stack.process_groups().items()
         }
+        figures["storage"] = storage_per_turn(stack, figures)
         print("memory (RSS, MiB): " + ", ".join(f"{k} {v}" for k, v in figures["rss_mib"].items()))
     figures["settings"] = extra
     figures["load_average_end"] = os.getloadavg()
