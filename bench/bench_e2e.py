@@ -33,7 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from assistente_testbed.app_stack import AppProcesses
+from assistente_testbed.app_processes import AppProcesses
 from assistente_testbed.assistant_stack import AssistantStack
 from assistente_testbed.chaos import ALL_FAULTS, run_scenario
 from assistente_testbed.loadgen import LoadGenerator, PhaseResult, percentile

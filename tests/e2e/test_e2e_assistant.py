@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-from assistente_testbed.app_stack import AppProcesses
+from assistente_testbed.app_processes import AppProcesses
 from assistente_testbed.fake_datajud import SAMPLE_FOUND, FakeDataJud
 from assistente_testbed.paths import state_dir
 from assistente_testbed.postgres import PostgresServer
@@ -43,6 +43,7 @@ def app_processes(
         "ASSISTENTE_RASA_URL": rasa_stack.url,
         "ASSISTENTE_QUEUE_PREFIX": f"e2e{uuid.uuid4().hex[:8]}",
         "ASSISTENTE_QUEUE_BLOCK_MS": "200",
+        "ASSISTENTE_WORKER_METRICS_PORT": "0",
         # Human service open around the clock, so the escalation reaches a queue.
         "ASSISTENTE_SERVICE_DAYS": "mon,tue,wed,thu,fri,sat,sun",
         "ASSISTENTE_SERVICE_OPEN": "00:00",

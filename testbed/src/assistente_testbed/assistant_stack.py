@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from contextlib import ExitStack
 from pathlib import Path
 
-from assistente_testbed.app_stack import LOAD_TEST_ENV, AppProcesses
+from assistente_testbed.app_processes import AppProcesses
 from assistente_testbed.fake_datajud import API_KEY as DATAJUD_KEY
 from assistente_testbed.paths import state_dir
 from assistente_testbed.postgres import PostgresServer, multi_host_dsn
@@ -36,6 +36,18 @@ from assistente_testbed.process import (
 from assistente_testbed.rasa import RasaStack
 from assistente_testbed.redis import RedisServer
 from assistente_testbed.redis_ha import RedisSentinelSet
+
+# The level-2 queue open around the clock, no per-client limits (a load generator on 127.0.0.1
+# opens hundreds of conversations from one address), no worker metrics port to collide on.
+LOAD_TEST_ENV = {
+    "ASSISTENTE_SERVICE_DAYS": "mon,tue,wed,thu,fri,sat,sun",
+    "ASSISTENTE_SERVICE_OPEN": "00:00",
+    "ASSISTENTE_SERVICE_CLOSE": "23:59:59",
+    "ASSISTENTE_RATE_LIMIT_PER_MINUTE": "1000000",
+    "ASSISTENTE_CONVERSATION_CREATE_PER_MINUTE": "1000000",
+    "ASSISTENTE_LOG_LEVEL": "WARNING",
+    "ASSISTENTE_WORKER_METRICS_PORT": "0",
+}
 
 # The safety nets of a failover, tightened so a test sees them act within its run: entries
 # lost with a Redis primary are queued again from PostgreSQL after this many seconds, entries
