@@ -10,7 +10,12 @@
 #   RASA_ACTION_ENDPOINT_URL  where the server finds the action server
 #                             (http://127.0.0.1:$RASA_ACTIONS_PORT/webhook)
 #   RASA_TRACKER_DB_URL       postgresql://user:password@host:port/db  -> SQL tracker store
+#                             (or host1:port1,host2:port2 with ?target_session_attrs=read-write:
+#                             the store follows a promoted replica; the database must exist)
 #   RASA_LOCK_REDIS_URL       redis://[:password@]host:port/db          -> Redis lock store
+#   RASA_LOCK_REDIS_SENTINELS host:port,... of Sentinels (the lock store then follows failovers;
+#                             RASA_LOCK_REDIS_URL still gives the password and db)
+#   RASA_LOCK_REDIS_SENTINEL_MASTER  the Sentinels' name of the primary (mymaster)
 #     (or the RASA_TRACKER_DB_* / RASA_LOCK_REDIS_* parts read by rasa/endpoints.yml). With
 #     neither, the server uses rasa/endpoints.local.yml: in-memory stores, one process only.
 #   RASA_MODEL                a model archive (default: hack/rasa-train.sh's cached model)
@@ -36,7 +41,20 @@ def emit(name, value):
     print(f"export {name}={shlex.quote(str(value))}")
 
 db = os.environ.get("RASA_TRACKER_DB_URL")
-if db:
+if db and "," in urlsplit(db).netloc:
+    # Several hosts (libpq's host1:port1,host2:port2): hand the tracker store one SQLAlchemy
+    # URL naming each, keeping target_session_attrs, so it finds the writable server.
+    url = urlsplit(db)
+    credentials, _, hosts = url.netloc.rpartition("@")
+    query = "&".join([*(f"host={h}" for h in hosts.split(",")), *([url.query] if url.query else [])])
+    emit("RASA_TRACKER_DB_HOST", f"postgresql://{credentials}@{url.path}?{query}")
+    emit("RASA_TRACKER_DB_PORT", 5432)
+    user, _, password = credentials.partition(":")
+    emit("RASA_TRACKER_DB_USER", unquote(user))
+    emit("RASA_TRACKER_DB_PASSWORD", unquote(password))
+    emit("RASA_TRACKER_DB_NAME", url.path.lstrip("/"))
+    emit("RASA_TRACKER_DB_LOGIN_DB", "")  # the database must exist: created on the primary
+elif db:
     url = urlsplit(db)
     emit("RASA_TRACKER_DB_HOST", url.hostname or "127.0.0.1")
     emit("RASA_TRACKER_DB_PORT", url.port or 5432)
@@ -64,6 +82,8 @@ case ${1:-} in
     ;;
   server)
     export_store_parts
+    export RASA_LOCK_REDIS_SENTINELS=${RASA_LOCK_REDIS_SENTINELS:-}
+    export RASA_LOCK_REDIS_SENTINEL_MASTER=${RASA_LOCK_REDIS_SENTINEL_MASTER:-mymaster}
     export RASA_ACTION_ENDPOINT_URL=${RASA_ACTION_ENDPOINT_URL:-http://127.0.0.1:$actions_port/webhook}
     endpoints=endpoints.yml
     if [[ -z ${RASA_TRACKER_DB_HOST:-} || -z ${RASA_LOCK_REDIS_HOST:-} ]]; then
@@ -77,7 +97,8 @@ case ${1:-} in
     # closes it as the image does.
     auth=()
     [[ -n ${RASA_AUTH_TOKEN:-} ]] && auth=(--auth-token "$RASA_AUTH_TOKEN")
-    exec rasa run --enable-api "${auth[@]}" --interface "$host" --port "$port" --model "$model" \
+    # serving = Rasa's command line with the project's measured hot-path fixes (rasa/serving/).
+    exec python -m serving run --enable-api "${auth[@]}" --interface "$host" --port "$port" --model "$model" \
       --endpoints "$endpoints" --credentials credentials.yml
     ;;
   *)

@@ -22,7 +22,7 @@ rasa-quality: rasa-setup ## rasa: data validate, held-out NLU F1, test stories, 
 rasa-lint: rasa-setup ## rasa: mypy --strict with Rasa's interpreter (ruff covers rasa/ from the root)
 	@echo "== mypy --strict (rasa)"
 	@cd rasa && ../$(VENV)/bin/mypy --config-file mypy.ini --python-executable $(RASA_PY) \
-		actions components stores rasa_sdk_plugins scripts bench tests
+		actions components rasa_sdk_plugins serving stores scripts bench tests
 
 rasa-actions: rasa-setup ## rasa: run the action server on 127.0.0.1:5055
 	@hack/rasa-run.sh actions

@@ -19,6 +19,9 @@ if expected:
         sys.exit(f"model checksum mismatch: expected {expected}, got {actual}")
 PY
 fi
+# Optional in endpoints.yml, but Rasa refuses unset ${VARS}: default them to a single host.
+export RASA_LOCK_REDIS_SENTINELS="${RASA_LOCK_REDIS_SENTINELS:-}"
+export RASA_LOCK_REDIS_SENTINEL_MASTER="${RASA_LOCK_REDIS_SENTINEL_MASTER:-mymaster}"
 endpoints=endpoints.yml
 if [ -z "${RASA_TRACKER_DB_HOST:-}" ] || [ -z "${RASA_LOCK_REDIS_HOST:-}" ]; then
   echo "RASA_TRACKER_DB_HOST/RASA_LOCK_REDIS_HOST unset: in-memory stores (single replica only)" >&2
@@ -32,4 +35,5 @@ if [ -n "${RASA_AUTH_TOKEN:-}" ]; then
 else
   echo "RASA_AUTH_TOKEN unset: Rasa's HTTP API stays off" >&2
 fi
-exec rasa run --port "${RASA_PORT:-5005}" --model "$model" "$@"
+# serving = Rasa's command line with the project's measured hot-path fixes (serving/patches.py).
+exec python -m serving run --port "${RASA_PORT:-5005}" --model "$model" "$@"

@@ -1,4 +1,5 @@
-"""A Redis lock store whose ticket updates are atomic, so several Rasa replicas can share it.
+"""A Redis lock store whose ticket updates are atomic and which follows a Sentinel failover, so
+several Rasa replicas can share it on a highly available Redis.
 
 Rasa OSS's RedisLockStore reads a conversation's lock, changes it in Python and writes it back.
 Two replicas receiving messages of one conversation at the same moment can both read "no
@@ -7,34 +8,123 @@ ConcurrentRedisLockStore, is Rasa Pro only). Here every read-modify-write of the
 an optimistic Redis transaction (WATCH/MULTI/EXEC, retried on conflict), so tickets are unique
 and released in order. Same key layout and settings as `type: redis`.
 
+The stock store is also pinned to one host. With `sentinels` set, the client asks the Sentinels
+for the current primary and asks again when it fails over; while the failover runs (the old
+primary is gone or answers read-only), each lock operation is retried for up to
+`failover_timeout` seconds, without blocking the event loop, instead of failing the turn.
+
 endpoints.yml::
 
     lock_store:
       type: stores.redis_lock.AtomicRedisLockStore
-      url: <host>
+      url: <host>                 # ignored when sentinels are given
       port: <port>
+      sentinels: <host:port,host:port,...>   # optional
+      sentinel_master: <name>                # default "mymaster"
       ...
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import AsyncGenerator, Callable
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import redis
 from rasa.core.lock import TicketLock
 from rasa.core.lock_store import LOCK_LIFETIME, LockError, RedisLockStore
 from rasa.utils.endpoints import EndpointConfig
+from redis.sentinel import Sentinel
 
 log = logging.getLogger(__name__)
 Result = TypeVar("Result")
 
+# While a conversation is busy, check again this often (Rasa's default waits a whole second).
+LOCK_POLL_S = 0.05
+# Errors of a Redis failover in progress: the primary is down, or still answers as a replica.
+FAILOVER_ERRORS = (redis.ConnectionError, redis.TimeoutError, redis.ReadOnlyError)
+
+
+def parse_sentinels(value: str) -> list[tuple[str, int]]:
+    """`host:port,host:port` → [(host, port), ...]; an empty string gives []."""
+    hosts = []
+    for item in value.split(","):
+        item = item.strip()
+        if item:
+            host, _, port = item.rpartition(":")
+            hosts.append((host or "127.0.0.1", int(port or 26379)))
+    return hosts
+
 
 class AtomicRedisLockStore(RedisLockStore):
     def __init__(self, endpoint_config: EndpointConfig) -> None:
-        super().__init__(host=endpoint_config.url or "localhost", **endpoint_config.kwargs)
+        kwargs = dict(endpoint_config.kwargs)
+        sentinels = parse_sentinels(str(kwargs.pop("sentinels", "") or ""))
+        master = str(kwargs.pop("sentinel_master", "") or "mymaster")
+        self.failover_timeout_s = float(kwargs.pop("failover_timeout", 30) or 30)
+        super().__init__(host=endpoint_config.url or "localhost", **kwargs)
+        self.sentinel_master = master if sentinels else None
+        if sentinels:
+            # master_for's pool asks the Sentinels where the primary is on every (re)connect.
+            self.red = Sentinel(
+                sentinels, socket_timeout=kwargs.get("socket_timeout", 10)
+            ).master_for(
+                master,
+                db=int(kwargs.get("db", 1)),
+                password=kwargs.get("password") or None,
+                username=kwargs.get("username") or None,
+                socket_timeout=float(kwargs.get("socket_timeout", 10)),
+            )
+
+    async def _retrying(self, operation: Callable[[], Result]) -> Result:
+        """Run a (synchronous, sub-millisecond) lock operation, retrying through a failover."""
+        deadline = time.monotonic() + self.failover_timeout_s
+        delay = 0.05
+        while True:
+            try:
+                return operation()
+            except FAILOVER_ERRORS as error:
+                if time.monotonic() > deadline:
+                    raise LockError(f"Redis unavailable for the lock store: {error}") from error
+                log.warning("lock store: Redis unavailable (%s), retrying", type(error).__name__)
+                if isinstance(error, redis.ReadOnlyError):
+                    # A demoted primary: drop its connections so the next try asks the Sentinels.
+                    self.red.connection_pool.disconnect()
+                await asyncio.sleep(delay)
+                delay = min(1.0, delay * 2)
+            except redis.RedisError as error:
+                raise LockError(f"Error while using the lock store: {error}") from error
+
+    @asynccontextmanager
+    async def lock(
+        self,
+        conversation_id: str,
+        lock_lifetime: float = LOCK_LIFETIME,
+        wait_time_in_seconds: float = LOCK_POLL_S,
+    ) -> AsyncGenerator[TicketLock, None]:
+        ticket = await self._retrying(lambda: self.issue_ticket(conversation_id, lock_lifetime))
+        try:
+            yield await self._acquire_lock(
+                conversation_id, ticket, min(wait_time_in_seconds, LOCK_POLL_S)
+            )
+        finally:
+            await self._retrying(lambda: self.cleanup(conversation_id, ticket))
+
+    async def _acquire_lock(
+        self, conversation_id: str, ticket: int, wait_time_in_seconds: float
+    ) -> TicketLock:
+        while True:
+            lock = await self._retrying(lambda: self.get_lock(conversation_id))
+            if lock is None:  # expired meanwhile
+                raise LockError(f"Could not acquire lock for conversation_id '{conversation_id}'.")
+            if not lock.is_locked(ticket):
+                return lock
+            await asyncio.sleep(wait_time_in_seconds)
+            await self._retrying(lambda: self.update_lock(conversation_id))
 
     def _update(
         self,
@@ -66,10 +156,7 @@ class AtomicRedisLockStore(RedisLockStore):
             lock = lock or self.create_lock(conversation_id)
             return lock, int(lock.issue_ticket(lock_lifetime))
 
-        try:
-            return self._update(conversation_id, issue)
-        except redis.RedisError as error:
-            raise LockError(f"Error while acquiring lock. Error:\n{error}") from error
+        return self._update(conversation_id, issue)
 
     def update_lock(self, conversation_id: str) -> None:
         def drop_expired(lock: TicketLock | None) -> tuple[TicketLock | None, None]:

@@ -1,5 +1,5 @@
 """The atomic lock store against a real Redis: two "replicas" (store instances with their own
-connections), many threads, one conversation."""
+connections), many threads, one conversation; and against Sentinels while the primary dies."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 from assistente_testbed.redis import RedisServer
+from assistente_testbed.redis_ha import RedisSentinelSet
 from rasa.utils.endpoints import EndpointConfig
 from stores.redis_lock import AtomicRedisLockStore
 
@@ -78,3 +79,46 @@ def test_one_holder_at_a_time_across_replicas(redis_server: RedisServer) -> None
     assert most_active == 1
     # Everything released: the key is gone.
     assert stores[0].lock_state("conversa-fila") is None
+
+
+@pytest.fixture(scope="module")
+def sentinel_set() -> Iterator[RedisSentinelSet]:
+    with RedisSentinelSet() as servers:
+        yield servers
+
+
+def sentinel_replica(servers: RedisSentinelSet) -> AtomicRedisLockStore:
+    config = EndpointConfig(
+        url="ignored-when-sentinels-are-given", type="stores.redis_lock.AtomicRedisLockStore",
+        db=1, key_prefix="assistente", sentinels=servers.sentinel_addresses,
+        sentinel_master=servers.master_name,
+    )  # fmt: skip
+    return AtomicRedisLockStore(config)
+
+
+def test_lock_store_follows_a_sentinel_failover(sentinel_set: RedisSentinelSet) -> None:
+    store = sentinel_replica(sentinel_set)
+
+    async def hold(conversation: str) -> tuple[dict[str, object] | None, str]:
+        """Take the lock; while holding it, look for its key on the primary the Sentinels name."""
+        async with store.lock(conversation):
+            primary = sentinel_set.wait_for_primary(excluding=killed, timeout=30)
+            key = f"assistente:lock:{conversation}"
+            return store.lock_state(conversation), primary.cli("-n", "1", "EXISTS", key)
+
+    killed: RedisServer | None = None
+    state, on_primary = asyncio.run(hold("conversa-antes"))
+    assert state is not None
+    assert state["tickets"]
+    assert on_primary == "1", "the lock lives on the primary the Sentinels discovered"
+
+    killed = sentinel_set.kill_primary()
+    # Issued right after the crash: retried, without blocking the loop, until a replica is
+    # promoted, then served by it.
+    state, on_primary = asyncio.run(hold("conversa-durante"))
+    assert state is not None
+    assert state["tickets"]
+    assert on_primary == "1", "the lock lives on the new primary"
+    assert sentinel_set.primary() is not killed
+    sentinel_set.restart(killed)
+    assert store.lock_state("conversa-durante") is None, "released on the new primary"

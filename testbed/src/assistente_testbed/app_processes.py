@@ -1,9 +1,11 @@
 """The app's API and worker as real processes, started from their console scripts the way
 production runs them (`assistente-api migrate`, `assistente-api serve`, `assistente-worker run`).
 
-One helper for `make up` (fixed port, the developer's environment) and for the tests that need
-the real processes (end to end, browser, logs, real scrape): those build their environment with
-`local_env`, which gives each pair its own queue prefix and free ports."""
+`make up`, the browser, end-to-end, log and real-scrape tests, the benchmarks and the chaos tests
+share it. Tests build their environment with `local_env` (or `AppProcesses.for_tests`), which
+gives each set of processes its own queue prefix and free ports. Each process is a
+`ManagedProcess` that can be SIGKILLed and started again (`.api`, `.workers`).
+"""
 
 from __future__ import annotations
 
@@ -13,19 +15,25 @@ import sys
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 
 from assistente_testbed.httpjson import http_ok
-from assistente_testbed.process import ManagedProcess, ServiceError, free_port, wait_until
+from assistente_testbed.paths import state_dir
+from assistente_testbed.process import (
+    Lifecycle,
+    ManagedProcess,
+    ServiceError,
+    free_port,
+    wait_until,
+)
 
 # The worker's /metrics port when the environment does not choose one (the app's default).
 DEFAULT_WORKER_METRICS_PORT = 9101
 
 
-def venv_bin(name: str) -> str:
-    """A console script of the environment this interpreter runs in (the project's .venv)."""
-    return str(Path(sys.executable).parent / name)
+def venv_bin(name: str, bin_dir: Path | None = None) -> str:
+    """A console script of `bin_dir`, by default the environment this interpreter runs in."""
+    return str((bin_dir or Path(sys.executable).parent) / name)
 
 
 def local_env(
@@ -51,24 +59,41 @@ def local_env(
     }
 
 
-class AppProcesses:
-    """Migrations, then the worker and the API on 127.0.0.1:`port` (a free one when not given),
-    configured by `env`, logging to `log_dir/api.log` and `log_dir/worker.log`."""
+class AppProcesses(Lifecycle):
+    """Migrations, then `workers` worker processes and the API on 127.0.0.1:`port` (a free one
+    by default), configured by `env` (added to this process's environment)."""
 
     def __init__(
         self,
-        *,
         env: Mapping[str, str],
-        log_dir: Path,
+        *,
         port: int | None = None,
-        worker: bool = True,
+        log_dir: Path | None = None,
+        workers: int = 1,
+        bin_dir: Path | None = None,
     ) -> None:
-        self.port = port if port is not None else free_port()
-        self.env = dict(env)
-        self.log_dir = log_dir
-        self.with_worker = worker
-        self.api: ManagedProcess | None = None
-        self.worker: ManagedProcess | None = None
+        """`bin_dir`: the console scripts of another checkout's venv (a benchmark's baseline)."""
+        self.port = port or free_port()
+        self.bin_dir = bin_dir
+        self.log_dir = log_dir or state_dir() / "app"
+        self.env = {**os.environ, **env}
+        self.env.setdefault("ASSISTENTE_PUBLIC_BASE_URL", self.url)
+        self.api = ManagedProcess(
+            "api",
+            [venv_bin("assistente-api", bin_dir), "serve", "--host", "127.0.0.1",
+             "--port", str(self.port)],
+            log_path=self.log_dir / "api.log",
+            env=self.env,
+        )  # fmt: skip
+        self.workers = [
+            ManagedProcess(
+                "worker" if index == 0 else f"worker-{index}",
+                [venv_bin("assistente-worker", bin_dir), "run"],
+                log_path=self.log_dir / ("worker.log" if index == 0 else f"worker-{index}.log"),
+                env=self.env,
+            )
+            for index in range(workers)
+        ]
 
     @classmethod
     def for_tests(
@@ -89,7 +114,7 @@ class AppProcesses:
             port=port,
             **(extra_env or {}),
         )
-        return cls(env=env, log_dir=log_dir, port=port)
+        return cls(env, log_dir=log_dir, port=port)
 
     @property
     def url(self) -> str:
@@ -97,68 +122,56 @@ class AppProcesses:
 
     @property
     def worker_metrics_address(self) -> str:
+        """host:port of the first worker's /metrics."""
         port = self.env.get("ASSISTENTE_WORKER_METRICS_PORT") or DEFAULT_WORKER_METRICS_PORT
         return f"127.0.0.1:{port}"
 
     def migrate(self) -> None:
         result = subprocess.run(
-            [venv_bin("assistente-api"), "migrate"],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
+            [venv_bin("assistente-api", self.bin_dir), "migrate"],
+            env=self.env, capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
         if result.returncode != 0:
             raise ServiceError(f"migrations failed:\n{result.stderr[-3000:]}")
 
     def start(self, timeout: float = 60.0) -> Self:
         self.migrate()
         try:
-            if self.with_worker:
-                self.worker = ManagedProcess(
-                    "worker",
-                    [venv_bin("assistente-worker"), "run"],
-                    log_path=self.log_dir / "worker.log",
-                    env=self.env,
-                )
-                self.worker.start()
-            self.api = ManagedProcess(
-                "api",
-                [venv_bin("assistente-api"), "serve", "--host", "127.0.0.1",
-                 "--port", str(self.port)],
-                log_path=self.log_dir / "api.log",
-                env=self.env,
-            )  # fmt: skip
-            self.api.start()
-            wait_until(self._ready, timeout=timeout, what="the API", log_path=self.api.log_path)
+            for worker in self.workers:
+                worker.start()
+            self.start_api(timeout=timeout)
         except BaseException:
             self.stop()
             raise
         return self
 
-    def _ready(self) -> bool:
-        self.check_alive()
-        return http_ok(f"{self.url}/readyz")
+    def start_api(self, timeout: float = 60.0) -> None:
+        """Start (or restart, after `.api.kill()`) the API and wait until /readyz answers."""
+        self.api.start()
+
+        def ready() -> bool:
+            self.check_alive()
+            return http_ok(f"{self.url}/readyz")
+
+        wait_until(ready, timeout=timeout, what="the API", log_path=self.api.log_path)
 
     def check_alive(self) -> None:
-        for process in (self.api, self.worker):
-            if process is not None:
+        for process in (self.api, *self.workers):
+            if process.pid is not None:
                 process.check_alive()
 
+    def process_groups(self) -> dict[str, int]:
+        """Process group of each running process, by role (for CPU and memory accounting)."""
+        groups = {"api": self.api.pid} if self.api.pid is not None else {}
+        for worker in self.workers:
+            if worker.pid is not None:
+                groups[worker.name] = worker.pid
+        return groups
+
     def stop(self) -> None:
-        for process in (self.api, self.worker):
-            if process is not None:
-                process.stop()
-        self.api = self.worker = None
+        self.api.stop()
+        for worker in self.workers:
+            worker.stop()
 
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def close(self) -> None:
         self.stop()

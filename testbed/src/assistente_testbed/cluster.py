@@ -16,7 +16,6 @@ import time
 import uuid
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import yaml
@@ -26,7 +25,7 @@ from assistente_testbed.gomodules import module_dir
 from assistente_testbed.images import NODE_IMAGES, BuiltImage, ensure_images
 from assistente_testbed.node import NODE_NAME, RealNode
 from assistente_testbed.paths import read_versions, state_dir
-from assistente_testbed.process import ServiceError, free_port, wait_until
+from assistente_testbed.process import Lifecycle, ServiceError, free_port, wait_until
 from assistente_testbed.tools import cached_bin_dir, ensure_tools
 
 # kwok's nodes carry this taint when a real node is present, so workloads land on the real node
@@ -78,7 +77,7 @@ def third_party_crd_files() -> dict[str, list[Path]]:
     }
 
 
-class KubeCluster:
+class KubeCluster(Lifecycle):
     """One kwokctl cluster. `start()` returns once nodes are Ready and pods can be created."""
 
     def __init__(
@@ -392,17 +391,5 @@ class KubeCluster:
         if self._owns_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
-    def __enter__(self) -> KubeCluster:
-        try:
-            return self.start()
-        except BaseException:
-            self.remove()
-            raise
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def close(self) -> None:
         self.remove()

@@ -9,8 +9,10 @@ import shutil
 import signal
 import subprocess
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Self
+from urllib.parse import quote
 
 from assistente_testbed.process import (
     LocalServer,
@@ -46,6 +48,10 @@ class PostgresServer(LocalServer):
     """initdb + postgres, owned by an unprivileged user because PostgreSQL refuses to run as root.
 
     `fast=True` turns off fsync: fine for tests and benchmarks of our code, never for real data.
+    `replica_of` makes it a hot standby of another server: its data directory is a
+    `pg_basebackup` of that primary and it follows it by streaming replication (through a physical
+    replication slot, so a restarted primary keeps the WAL the replica still needs);
+    `promote()` turns it into a primary.
     """
 
     def __init__(
@@ -55,7 +61,10 @@ class PostgresServer(LocalServer):
         port: int | None = None,
         fast: bool = True,
         max_connections: int = 300,
+        replica_of: PostgresServer | None = None,
+        options: Mapping[str, str] | None = None,
     ) -> None:
+        """`options`: extra server settings (`-c key=value`), e.g. statement logging."""
         super().__init__(
             base_dir or Path(tempfile.mkdtemp(prefix="assistente-pg-")),
             owns_base_dir=base_dir is None,
@@ -75,6 +84,8 @@ class PostgresServer(LocalServer):
         self.log_path = self.base_dir / "postgres.log"
         self._os_user = "postgres" if os.geteuid() == 0 else None
         self.password = ""
+        self.replica_of = replica_of
+        self.options = dict(options or {})
 
     @property
     def dsn(self) -> str:
@@ -87,6 +98,18 @@ class PostgresServer(LocalServer):
         if self._os_user is not None:
             shutil.chown(path, user=self._os_user, group=self._os_user)
 
+    def _prepare_directories(self, password: str) -> None:
+        """The password file (0600) and the data and socket directories, owned by the server's
+        OS user."""
+        self.password = password
+        self.password_file.touch(mode=0o600)
+        self.password_file.write_text(self.password + "\n")
+        self._chown(self.password_file)
+        for directory in (self.socket_dir, self.data_dir):
+            directory.mkdir(exist_ok=True)
+            self._chown(directory)
+        self.data_dir.chmod(0o700)
+
     def _initdb(self) -> None:
         self.base_dir.mkdir(parents=True, exist_ok=True)
         # The server's OS user must be able to reach its own files under our directory.
@@ -95,14 +118,10 @@ class PostgresServer(LocalServer):
             self.password = self.password_file.read_text().strip()
         if (self.data_dir / "PG_VERSION").exists():
             return
-        self.password = secrets.token_urlsafe(24)
-        self.password_file.touch(mode=0o600)
-        self.password_file.write_text(self.password + "\n")
-        self._chown(self.password_file)
-        for directory in (self.socket_dir, self.data_dir):
-            directory.mkdir(exist_ok=True)
-            self._chown(directory)
-        self.data_dir.chmod(0o700)
+        if self.replica_of is not None:
+            self._base_backup(self.replica_of)
+            return
+        self._prepare_directories(secrets.token_urlsafe(24))
         initdb = subprocess.run(
             [
                 str(self.bin_dir / "initdb"),
@@ -128,6 +147,55 @@ class PostgresServer(LocalServer):
         if initdb.returncode != 0:
             raise ServiceError(f"initdb failed ({initdb.returncode}): {initdb.stderr.strip()}")
 
+    @property
+    def slot_name(self) -> str:
+        return f"replica_{self.port}"
+
+    def _base_backup(self, primary: PostgresServer) -> None:
+        """Copy the primary's data directory over its replication protocol (`-R` writes
+        `standby.signal` and the connection to follow)."""
+        self._prepare_directories(primary.password)
+        backup = subprocess.run(
+            [
+                str(self.bin_dir / "pg_basebackup"),
+                "--host", primary.host, "--port", str(primary.port), "--username", self.user,
+                "--pgdata", str(self.data_dir),
+                "--wal-method", "stream", "--checkpoint", "fast",
+                "--create-slot", "--slot", self.slot_name,
+                "--write-recovery-conf", "--no-password",
+            ],
+            env=dict(os.environ, PGPASSWORD=self.password),
+            capture_output=True, text=True, user=self._os_user, check=False,
+        )  # fmt: skip
+        if backup.returncode != 0:
+            raise ServiceError(
+                f"pg_basebackup failed ({backup.returncode}): {backup.stderr.strip()}"
+            )
+
+    def in_recovery(self) -> bool:
+        """True while this server is a standby (it replays the primary's WAL)."""
+        return self.execute("SELECT pg_is_in_recovery()").strip() == "t"
+
+    def promote(self, timeout: float = 60.0) -> None:
+        """Turn this standby into a primary (what a failover controller does)."""
+        self.execute(f"SELECT pg_promote(true, {int(timeout)})")
+        wait_until(lambda: not self.in_recovery(), timeout=timeout, what="the promotion")
+        self.replica_of = None
+
+    def wait_caught_up(self, timeout: float = 30.0) -> None:
+        """Wait until this standby has replayed everything its primary had written when called
+        (a test that must read its own writes from the replica waits here first)."""
+        primary = self.replica_of
+        if primary is None:
+            return
+        target = primary.execute("SELECT pg_current_wal_insert_lsn()").strip()
+
+        def replayed() -> bool:
+            lag = self.execute(f"SELECT pg_wal_lsn_diff('{target}', pg_last_wal_replay_lsn())")
+            return float(lag.strip() or "1") <= 0
+
+        wait_until(replayed, timeout=timeout, what=f"the replica to replay up to {target}")
+
     def _server_options(self) -> list[str]:
         options = {
             "listen_addresses": self.host,
@@ -139,6 +207,7 @@ class PostgresServer(LocalServer):
         }
         if self.fast:
             options |= {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
+        options |= self.options
         return [arg for key, value in options.items() for arg in ("-c", f"{key}={value}")]
 
     def start(self, timeout: float = 60.0) -> Self:
@@ -252,3 +321,18 @@ class PostgresServer(LocalServer):
         if exists != "1":
             self._psql(f'CREATE DATABASE "{name}"')
         return self.dsn_for(name)
+
+
+def multi_host_dsn(
+    servers: list[PostgresServer], database: str, *, target_session_attrs: str = "read-write"
+) -> str:
+    """A libpq-style DSN naming several servers: the client tries them in order and keeps the
+    first that matches `target_session_attrs` (`read-write` finds the primary after a promotion,
+    `prefer-standby` a replica while one is up). asyncpg and libpq both read it."""
+    first = servers[0]
+    hosts = ",".join(f"{s.host}:{s.port}" for s in servers)
+    password = quote(first.password, safe="")
+    return (
+        f"postgresql://{first.user}:{password}@{hosts}/{database}"
+        f"?target_session_attrs={target_session_attrs}"
+    )

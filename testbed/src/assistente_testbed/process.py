@@ -104,6 +104,15 @@ class ManagedProcess:
                 f"{self.name} exited with code {self._popen.returncode}\n" + "\n".join(tail)
             )
 
+    def kill(self) -> None:
+        """SIGKILL the whole process group at once: a crash, not a shutdown (chaos tests)."""
+        if self._popen is None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self._popen.pid, signal.SIGKILL)
+        self._popen.wait(timeout=15)
+        self._popen = None
+
     def stop(self, timeout: float = 15.0) -> None:
         if self._popen is None:
             return
@@ -122,7 +131,33 @@ class ManagedProcess:
         self._popen = None
 
 
-class LocalServer:
+class Lifecycle:
+    """`start()` and `close()` as a context manager; a start that fails half-way closes what it
+    had started before the error propagates."""
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        try:
+            return self.start()
+        except BaseException:
+            self.close()
+            raise
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class LocalServer(Lifecycle):
     """A server run from one private directory: stopping keeps its data, removing deletes the
     directory too when the server made it itself. Subclasses implement `start()`."""
 
@@ -166,18 +201,16 @@ class LocalServer:
 
         wait_until(alive_and_ready, timeout=timeout, what=name, log_path=log_path)
 
+    def kill(self) -> None:
+        """SIGKILL the server (its data directory stays, so `start()` brings it back)."""
+        if self._process is not None:
+            self._process.kill()
+            self._process = None
+
     def remove(self) -> None:
         self.stop()
         if self._owns_base_dir:
             shutil.rmtree(self.base_dir, ignore_errors=True)
 
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def close(self) -> None:
         self.remove()

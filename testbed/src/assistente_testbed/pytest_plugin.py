@@ -26,6 +26,7 @@ from assistente_testbed.images import APP_IMAGES, BackgroundBuild, BuiltImage
 from assistente_testbed.postgres import PostgresServer
 from assistente_testbed.rasa_fixtures import fake_datajud, rasa_stack
 from assistente_testbed.redis import RedisServer
+from assistente_testbed.redis_ha import RedisSentinelSet
 
 # The real Rasa stack and the DataJud fake, Keycloak and Chromium, the app's images (session
 # scope, started only when a test asks).
@@ -33,14 +34,17 @@ __all__ = [
     "app_images",
     "argocd",
     "browser",
+    "chaos_ledger",
     "console_url",
     "fake_datajud",
     "keycloak_launched",
     "keycloak_server",
     "kube_cluster",
+    "postgres_pair",
     "postgres_server",
     "rasa_stack",
     "real_cluster",
+    "redis_sentinel_set",
     "redis_server",
     "screenshots",
 ]
@@ -53,6 +57,26 @@ progress.keep_terminal()
 def _terminate_as_interrupt(signum: int, frame: FrameType | None) -> None:
     # pytest runs fixture finalizers on KeyboardInterrupt, not on a bare SIGTERM.
     raise KeyboardInterrupt(f"signal {signum}")
+
+
+CHAOS_LEDGER = pytest.StashKey[list[str]]()
+
+
+@pytest.fixture(scope="session")
+def chaos_ledger(request: pytest.FixtureRequest) -> list[str]:
+    """Lines a failover test adds (what it sent, what was accepted, what was answered); the
+    session prints them at the end, passed or failed."""
+    return request.config.stash.setdefault(CHAOS_LEDGER, [])
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config
+) -> None:
+    lines = config.stash.get(CHAOS_LEDGER, [])
+    if lines:
+        terminalreporter.section("failovers under load: every accepted message answered once?")
+        for line in lines:
+            terminalreporter.write_line(line)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -99,6 +123,22 @@ def redis_server() -> Iterator[RedisServer]:
         yield server
     finally:
         server.remove()
+
+
+@pytest.fixture(scope="module")
+def redis_sentinel_set() -> Iterator[RedisSentinelSet]:
+    """A Redis primary, two replicas and three Sentinels (quorum 2, primary declared down after
+    1 s). Module scope: failover tests kill servers, so each module gets a fresh set."""
+    with RedisSentinelSet() as servers:
+        yield servers
+
+
+@pytest.fixture(scope="module")
+def postgres_pair() -> Iterator[tuple[PostgresServer, PostgresServer]]:
+    """(primary, replica): the replica is a `pg_basebackup` of the primary that follows it by
+    streaming replication and can be promoted. Module scope, like `redis_sentinel_set`."""
+    with PostgresServer() as primary, PostgresServer(replica_of=primary) as replica:
+        yield primary, replica
 
 
 @pytest.fixture(scope="session")

@@ -15,22 +15,27 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from assistente_testbed.httpjson import http_ok
 from assistente_testbed.paths import repo_root, state_dir
-from assistente_testbed.process import ManagedProcess, ServiceError, free_port, wait_until
+from assistente_testbed.process import (
+    Lifecycle,
+    ManagedProcess,
+    ServiceError,
+    free_port,
+    wait_until,
+)
 from assistente_testbed.tools import run_hack_script
 
 
-def ensure_rasa_model(timeout: float = 1800.0) -> Path:
+def ensure_rasa_model(timeout: float = 1800.0, repo: Path | None = None) -> Path:
     """Builds the Rasa venv and trains the model if their inputs changed; returns the model."""
-    run_hack_script("rasa-setup.sh", timeout=timeout)
-    return run_hack_script("rasa-train.sh", timeout=timeout)
+    run_hack_script("rasa-setup.sh", timeout=timeout, repo=repo)
+    return run_hack_script("rasa-train.sh", timeout=timeout, repo=repo)
 
 
-class RasaStack:
+class RasaStack(Lifecycle):
     """One action server plus one or more Rasa servers sharing the tracker and lock stores."""
 
     def __init__(
@@ -44,8 +49,11 @@ class RasaStack:
         extra_env: Mapping[str, str] | None = None,
         port: int | None = None,
         actions_port: int | None = None,
+        repo: Path | None = None,
     ) -> None:
-        """`port`/`actions_port`: fixed ports (`make up`: 5005/5055); free ones by default."""
+        """`port`/`actions_port`: fixed ports (`make up`: 5005/5055); free ones by default.
+        `repo`: run the Rasa project of another checkout (a benchmark's baseline)."""
+        self.repo = repo or repo_root()
         self.tracker_db_url = tracker_db_url
         self.lock_redis_url = lock_redis_url
         self.log_dir = log_dir or state_dir() / "rasa-stack"
@@ -92,24 +100,35 @@ class RasaStack:
         return f"127.0.0.1:{self.actions_metrics_port}"
 
     def start(self, timeout: float = 300.0) -> RasaStack:
-        self.model = ensure_rasa_model()
+        self.model = ensure_rasa_model(repo=self.repo)
         self._env["RASA_MODEL"] = str(self.model)
-        script = str(repo_root() / "hack" / "rasa-run.sh")
+        script = str(self.repo / "hack" / "rasa-run.sh")
         actions_log = self.log_dir / f"actions-{self.actions_port}.log"
         self._actions = ManagedProcess(
             "rasa-actions", [script, "actions"], log_path=actions_log, env=self._env
         )
-        self._actions.start()
+        self.start_actions(timeout=timeout)
+        self.add_server(timeout=timeout)
+        return self
+
+    def start_actions(self, timeout: float = 300.0) -> None:
+        """Start (or, after `kill_actions`, restart) the action server and wait for /health."""
         actions = self._actions
+        if actions is None:
+            raise ServiceError("the Rasa stack is not started")
+        actions.start()
 
         def actions_ready() -> bool:
             actions.check_alive()
             return http_ok(f"{self.actions_url}/health")
 
         wait_until(actions_ready, timeout=timeout, what="the Rasa action server",
-                   interval=0.5, log_path=actions_log)  # fmt: skip
-        self.add_server(timeout=timeout)
-        return self
+                   interval=0.5, log_path=actions.log_path)  # fmt: skip
+
+    def kill_actions(self) -> None:
+        """SIGKILL the action server (a crash); `start_actions()` brings it back."""
+        if self._actions is not None:
+            self._actions.kill()
 
     def add_server(self, timeout: float = 300.0) -> str:
         """Starts one more Rasa server (a replica) on the same stores; returns its URL."""
@@ -117,11 +136,18 @@ class RasaStack:
         env = {**self._env, "RASA_PORT": str(port)}
         log_path = self.log_dir / f"rasa-{port}.log"
         process = ManagedProcess(
-            "rasa-server", [str(repo_root() / "hack" / "rasa-run.sh"), "server"],
+            "rasa-server", [str(self.repo / "hack" / "rasa-run.sh"), "server"],
             log_path=log_path, env=env,
         )  # fmt: skip
-        process.start()
         self._servers.append((process, port))
+        self.start_server(len(self._servers) - 1, timeout=timeout)
+        return f"http://127.0.0.1:{port}"
+
+    def start_server(self, index: int = 0, timeout: float = 300.0) -> None:
+        """Start (or, after `kill_server`, restart) Rasa server `index` and wait until its
+        model is loaded."""
+        process, port = self._servers[index]
+        process.start()
         url = f"http://127.0.0.1:{port}"
 
         def ready() -> bool:
@@ -130,8 +156,21 @@ class RasaStack:
             return bool(status and status.get("model_id"))
 
         wait_until(ready, timeout=timeout, what=f"the Rasa server on port {port}", interval=0.5,
-                   log_path=log_path)  # fmt: skip
-        return url
+                   log_path=process.log_path)  # fmt: skip
+
+    def kill_server(self, index: int = 0) -> None:
+        """SIGKILL Rasa server `index` (a crash); `start_server(index)` brings it back."""
+        self._servers[index][0].kill()
+
+    def process_groups(self) -> dict[str, int]:
+        """Process group of each running process, by role (for CPU and memory accounting)."""
+        groups = {}
+        if self._actions is not None and self._actions.pid is not None:
+            groups["rasa-actions"] = self._actions.pid
+        for index, (process, _) in enumerate(self._servers):
+            if process.pid is not None:
+                groups["rasa" if index == 0 else f"rasa-{index}"] = process.pid
+        return groups
 
     def stop_server(self, url: str) -> None:
         """Stops one Rasa server (e.g. to watch the app cope with Rasa down)."""
@@ -164,19 +203,7 @@ class RasaStack:
             result: list[dict[str, Any]] = json.loads(response.read())
         return result
 
-    def __enter__(self) -> RasaStack:
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def close(self) -> None:
         self.stop()
 
 

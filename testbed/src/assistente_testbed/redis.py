@@ -27,6 +27,18 @@ def find_redis_server() -> Path:
     return Path(found)
 
 
+def redis_cli(host: str, port: int, *args: str) -> str:
+    """Run one redis-cli command against host:port; its output without the trailing newline."""
+    result = subprocess.run(
+        ["redis-cli", "-h", host, "-p", str(port), *args],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=10,
+    )
+    return result.stdout.strip()
+
+
 class RedisServer(LocalServer):
     """redis-server with an append-only file, so a restart keeps what was acknowledged.
 
@@ -59,14 +71,7 @@ class RedisServer(LocalServer):
         return f"redis://{self.host}:{self.port}/{db}"
 
     def cli(self, *args: str) -> str:
-        result = subprocess.run(
-            ["redis-cli", "-h", self.host, "-p", str(self.port), *args],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        )
-        return result.stdout.strip()
+        return redis_cli(self.host, self.port, *args)
 
     def start(self, timeout: float = 30.0) -> Self:
         self.base_dir.mkdir(parents=True, exist_ok=True)

@@ -62,11 +62,11 @@ def ensure_tools(groups: tuple[str, ...] = tuple(TOOLS)) -> Path:
     return links
 
 
-def run_hack_script(script: str, *, timeout: float) -> Path:
-    """Runs a hack/ script that prepares something cached (progress on stderr) and prints its
-    path as the last line on stdout; returns that path."""
+def run_hack_script(script: str, *, timeout: float, repo: Path | None = None) -> Path:
+    """Runs a hack/ script (of `repo`, by default this checkout) that prepares something cached
+    (progress on stderr) and prints its path as the last line on stdout; returns that path."""
     result = subprocess.run(
-        [str(repo_root() / "hack" / script)],
+        [str((repo or repo_root()) / "hack" / script)],
         capture_output=True,
         text=True,
         timeout=timeout,

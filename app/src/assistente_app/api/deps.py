@@ -16,8 +16,12 @@ from assistente_app.core.errors import ServiceUnavailableError
 from assistente_app.core.settings import CoreSettings
 from assistente_app.runtime import Resources
 
+# Dependencies are `async def` even when they await nothing: FastAPI runs a plain `def` in its
+# thread pool, a thread hand-off per dependency per request (a fifth of the API's CPU per
+# message in the profile of issue #12).
 
-def get_resources(request: Request) -> Resources:
+
+async def get_resources(request: Request) -> Resources:
     resources: Resources = request.app.state.resources
     return resources
 
@@ -25,11 +29,11 @@ def get_resources(request: Request) -> Resources:
 ResourcesDep = Annotated[Resources, Depends(get_resources)]
 
 
-def get_settings_dep(resources: ResourcesDep) -> CoreSettings:
+async def get_settings_dep(resources: ResourcesDep) -> CoreSettings:
     return resources.settings
 
 
-def get_redis(resources: ResourcesDep) -> Redis:
+async def get_redis(resources: ResourcesDep) -> Redis:
     return resources.redis
 
 
@@ -49,7 +53,7 @@ SessionDep = Annotated[AsyncSession, Depends(get_session)]
 ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session)]
 
 
-def bearer_token(request: Request) -> str:
+async def bearer_token(request: Request) -> str:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():

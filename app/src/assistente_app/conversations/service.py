@@ -13,13 +13,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistente_app.auth.tokens import hash_token, new_token, token_matches
 from assistente_app.conversations import models as m
+from assistente_app.conversations import repository
 from assistente_app.conversations.protocol_numbers import format_protocol
+from assistente_app.conversations.repository import ConversationAuth
 from assistente_app.conversations.schemas import MessageOut
 from assistente_app.core import metrics
+from assistente_app.core.db import UNAVAILABLE_ERRORS, RawPool
 from assistente_app.core.errors import ForbiddenError, ServiceUnavailableError
 from assistente_app.core.logging import bind_conversation
 from assistente_app.core.settings import CoreSettings
-from assistente_app.queue.streams import Queues
+from assistente_app.queue.streams import Queues, StreamQueue
 from assistente_app.realtime.hub import EventPublisher
 
 log = logging.getLogger(__name__)
@@ -107,6 +110,99 @@ async def authorize(
     return conversation
 
 
+DATABASE_UNAVAILABLE = (
+    "O atendimento está temporariamente indisponível. Tente novamente em instantes."
+)
+
+
+async def authorize_fast(
+    *, db: RawPool, conversation_id: uuid.UUID, token: str
+) -> ConversationAuth:
+    """``authorize`` on the hot path (the web contract's POST): one statement, no ORM."""
+    try:
+        async with db.acquire() as connection:
+            conversation = await repository.conversation_for_auth(connection, conversation_id)
+    except UNAVAILABLE_ERRORS as error:
+        raise ServiceUnavailableError(DATABASE_UNAVAILABLE, retry_after_s=5) from error
+    if conversation is None or not token_matches(token, conversation.token_hash):
+        raise ForbiddenError("Token não dá acesso a esta conversa.")
+    bind_conversation(protocol=conversation.protocol, conversation_id=conversation.id)
+    return conversation
+
+
+async def accept_message_fast(
+    *,
+    db: RawPool,
+    queues: Queues,
+    conversation: ConversationAuth,
+    text_: str,
+    idempotency_key: str | None = None,
+) -> tuple[uuid.UUID, str, bool]:
+    """``accept_user_message`` on the hot path: the same rules (backpressure first, committed
+    before queued, an idempotency key gives the stored message back and queues it again while
+    it is unprocessed) in one statement. Returns ``(message id, status, duplicate)``."""
+    for_agent = conversation.status in (m.QUEUED, m.HUMAN)
+    queue = queues.inbound_for(str(conversation.id))
+    if not for_agent:
+        await queue.check_capacity()
+    try:
+        async with db.acquire() as connection:
+            message_id, status, duplicate = await repository.insert_user_message(
+                connection, conversation=conversation, text=text_, idempotency_key=idempotency_key
+            )
+    except UNAVAILABLE_ERRORS as error:
+        raise ServiceUnavailableError(DATABASE_UNAVAILABLE, retry_after_s=5) from error
+    if not duplicate:
+        metrics.MESSAGES_ACCEPTED.labels(channel=conversation.channel).inc()
+    if status == m.ACCEPTED:
+        await _queue_stored(queue, message_id=message_id, conversation_id=conversation.id)
+    return message_id, status, duplicate
+
+
+async def _queue_stored(
+    queue: StreamQueue, *, message_id: uuid.UUID, conversation_id: uuid.UUID
+) -> None:
+    try:
+        await queue.add({"message_id": str(message_id), "conversation_id": str(conversation_id)})
+    except Exception as exc:
+        # Stored but not queued: the sweeper queues it later, and a retry with the same
+        # idempotency key queues it now. Either way the client must hear "try again".
+        log.warning(
+            "message stored, queueing failed: %s",
+            type(exc).__name__,
+            extra={"message_id": str(message_id)},
+        )
+        raise QueueUnavailableError(
+            "Sua mensagem foi registrada, mas a fila está indisponível. Tente novamente "
+            "em instantes (com a mesma Idempotency-Key).",
+            retry_after_s=5,
+        ) from exc
+
+
+async def latest_seq(*, db: RawPool, conversation_id: uuid.UUID) -> int:
+    """The conversation's last message sequence number (0 when the database cannot say)."""
+    try:
+        async with db.acquire() as connection:
+            return await repository.last_seq(connection, conversation_id)
+    except UNAVAILABLE_ERRORS:
+        return 0
+
+
+async def replies_since(
+    *, db: RawPool, conversation_id: uuid.UUID, after_seq: int
+) -> list[MessageOut]:
+    """Bot, agent and system messages after ``after_seq``, read on the primary (a socket that
+    catches up must see what was just written); empty when the database cannot say."""
+    try:
+        async with db.acquire() as connection:
+            return await repository.replies_after(connection, conversation_id, after_seq=after_seq)
+    except UNAVAILABLE_ERRORS:
+        log.warning(
+            "could not read missed replies", extra={"conversation_id": str(conversation_id)}
+        )
+        return []
+
+
 async def authorize_protocol(*, session: AsyncSession, protocol: str, token: str) -> m.Conversation:
     conversation = (
         await session.execute(select(m.Conversation).where(m.Conversation.protocol == protocol))
@@ -177,23 +273,11 @@ async def accept_user_message(
             # Answered by the clerk, not the bot: finished here for the reply SLO's count.
             metrics.TURNS.labels(channel=conversation.channel, outcome="human").inc()
     if message.status == m.ACCEPTED:
-        try:
-            await queues.inbound_for(str(conversation.id)).add(
-                {"message_id": str(message.id), "conversation_id": str(conversation.id)}
-            )
-        except Exception as exc:
-            # Stored but not queued: the sweeper queues it later, and a retry with the same
-            # idempotency key queues it now. Either way the client must hear "try again".
-            log.warning(
-                "message stored, queueing failed: %s",
-                type(exc).__name__,
-                extra={"message_id": str(message.id)},
-            )
-            raise QueueUnavailableError(
-                "Sua mensagem foi registrada, mas a fila está indisponível. Tente novamente "
-                "em instantes (com a mesma Idempotency-Key).",
-                retry_after_s=5,
-            ) from exc
+        await _queue_stored(
+            queues.inbound_for(str(conversation.id)),
+            message_id=message.id,
+            conversation_id=conversation.id,
+        )
     elif message.status == m.FOR_AGENT and not duplicate and events is not None:
         await announce_for_agent(events, conversation, message)
     return message, duplicate

@@ -19,16 +19,21 @@ def create_redis(settings: CoreSettings) -> Redis:
         for item in settings.redis_sentinels.split(","):
             host, _, port = item.strip().rpartition(":")
             hosts.append((host, int(port)))
-        # The timeout is for asking the Sentinels only: keyword arguments of Sentinel() also
-        # reach the primary's connections, where a 2 s read timeout breaks every blocking
-        # XREADGROUP of the queue (block 2 s and more). The Sentinels share Redis's password.
+        # The timeouts are for asking the Sentinels: a dead one must not hold a discovery up.
+        # (Keyword arguments of Sentinel() itself would also reach the primary's connections.)
+        # The Sentinels share Redis's password.
         sentinel = Sentinel(  # type: ignore[no-untyped-call]
-            hosts, sentinel_kwargs={"socket_timeout": 2.0, **auth}
+            hosts,
+            sentinel_kwargs={"socket_timeout": 2.0, "socket_connect_timeout": 2.0, **auth},
         )
-        # master_for re-discovers the primary after a failover, so writes follow it.
+        # master_for re-discovers the primary after a failover, so reads, writes and the
+        # pub/sub subscription follow it. Commands may block (XREADGROUP BLOCK): the socket
+        # timeout must outlast the longest block, or an idle queue reads as a dead server.
         client: Redis = sentinel.master_for(
             settings.redis_sentinel_master,
             decode_responses=True,
+            socket_connect_timeout=2.0,
+            socket_timeout=settings.queue_block_ms / 1000 + 5,
             health_check_interval=30,
             **auth,
         )

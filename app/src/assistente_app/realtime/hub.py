@@ -27,6 +27,11 @@ QUEUES_TOPIC = "queues"
 # Published when a conversation's token stops giving access (LGPD erasure): open sockets close.
 REVOKED_EVENT = "revoked"
 
+# Sent by the hub itself to its subscribers (never published): "you may have missed events".
+RESYNC = "resync"
+RESUBSCRIBE_MIN_S = 0.1
+RESUBSCRIBE_MAX_S = 2.0
+
 
 def events_channel(prefix: str) -> str:
     return f"{prefix}:events"
@@ -83,11 +88,17 @@ class EventHub:
                 await self._task
 
     async def _listen(self) -> None:
+        delay = RESUBSCRIBE_MIN_S
         while True:
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self.channel)
+                if self._ready.is_set():
+                    # Events published while we were not subscribed (a Redis failover, a
+                    # dropped connection) are gone: every socket re-reads what it missed.
+                    self._resync_all()
                 self._ready.set()
+                delay = RESUBSCRIBE_MIN_S
                 async for message in pubsub.listen():
                     if message.get("type") == "message":
                         self._dispatch(message["data"])
@@ -98,7 +109,16 @@ class EventHub:
                 self._ready.clear()
                 log.exception("event subscription lost; resubscribing")
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
-                await asyncio.sleep(1)
+                await asyncio.sleep(delay)
+                delay = min(RESUBSCRIBE_MAX_S, delay * 2)
+
+    def _resync_all(self) -> None:
+        """Tell every subscriber it may have missed events: a citizen's socket re-reads its
+        replies, the clerks' board refreshes (it does on any event)."""
+        for topic, queues in list(self._subscribers.items()):
+            for queue in list(queues):
+                with contextlib.suppress(asyncio.QueueFull):
+                    queue.put_nowait({"type": RESYNC, "topic": topic, "conversation_id": topic})
 
     def _dispatch(self, raw: str) -> None:
         try:

@@ -18,9 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from assistente_app.channels.base import Outbound
 from assistente_app.channels.text import as_text
 from assistente_app.conversations import models as m
+from assistente_app.conversations import repository
 from assistente_app.conversations import service as conversation_service
 from assistente_app.conversations.schemas import MessageOut
 from assistente_app.core import metrics
+from assistente_app.core.db import UNAVAILABLE_ERRORS
 from assistente_app.core.errors import TransientError
 from assistente_app.core.logging import bind_conversation
 from assistente_app.escalation import service as escalation_service
@@ -94,45 +96,132 @@ async def _remembered_answer(
 
 
 async def _process_turn(ctx: WorkerContext, message_id: uuid.UUID, *, redelivered: bool) -> None:
-    async with ctx.db.write_sessions() as session:
-        message = await session.get(m.Message, message_id)
-        if message is None:
-            log.info("message no longer exists (erased?)", extra={"message_id": str(message_id)})
-            return
-        conversation = await session.get(m.Conversation, message.conversation_id)
-        assert conversation is not None
-        bind_conversation(protocol=conversation.protocol, conversation_id=conversation.id)
-        if message.status != m.ACCEPTED:
-            # Already processed: a redelivery after a crash. Make sure the replies went out.
-            await _requeue_undelivered(ctx, session, conversation.id, after_seq=message.seq)
-            return
-        if conversation.status in (m.QUEUED, m.HUMAN):
-            message.status = m.FOR_AGENT  # the bot stays silent while a human owns it
-            await session.commit()
-            metrics.TURNS.labels(channel=conversation.channel, outcome="human").inc()
-            await conversation_service.announce_for_agent(ctx.events, conversation, message)
-            return
-        text = message.text
-        metadata = MessageMetadata(
-            protocol=conversation.protocol,
-            channel=conversation.channel,
-            conversation_id=str(conversation.id),
-        )
+    try:
+        async with ctx.db.raw_writer.acquire() as connection:
+            turn = await repository.pending_turn(connection, message_id)
+    except UNAVAILABLE_ERRORS as error:
+        raise TransientError("database unavailable") from error
+    if turn is None:
+        log.info("message no longer exists (erased?)", extra={"message_id": str(message_id)})
+        return
+    bind_conversation(protocol=turn.protocol, conversation_id=turn.conversation_id)
+    if turn.message_status != m.ACCEPTED:
+        # Already processed: a redelivery after a crash. Make sure the replies went out.
+        await _redeliver(ctx, turn)
+        return
+    if turn.conversation_status in (m.QUEUED, m.HUMAN):
+        await _hold_for_agent(ctx, message_id)
+        return
+    metadata = MessageMetadata(
+        protocol=turn.protocol, channel=turn.channel, conversation_id=str(turn.conversation_id)
+    )
     # Rasa has its turn in its tracker once it answers: if storing the answer then fails (a
     # database failover), the retry stores the same answer instead of asking Rasa again, so
     # the citizen gets one reply and Rasa's tracker one turn.
     items = await _remembered_answer(ctx, message_id) if redelivered else None
     if items is None:
-        items = await ctx.rasa.send(sender=str(conversation.id), message=text, metadata=metadata)
+        items = await ctx.rasa.send(
+            sender=str(turn.conversation_id), message=turn.text, metadata=metadata
+        )
     try:
-        reply_ids = await store_bot_turn(ctx, message_id=message_id, items=items)
+        await _store_turn(ctx, turn, message_id, items)
     except Exception:
         with contextlib.suppress(Exception):  # best effort: Redis may be down too
             await ctx.redis.set(_answer_key(ctx, message_id), json.dumps(items), ex=ANSWER_KEPT_S)
         raise
-    await conversation_service.enqueue_delivery(
-        queues=ctx.queues, conversation_id=conversation.id, message_ids=reply_ids
+
+
+async def _store_turn(
+    ctx: WorkerContext,
+    turn: repository.PendingTurn,
+    message_id: uuid.UUID,
+    items: list[dict[str, Any]],
+) -> None:
+    bot_turn = interpret(items)
+    if bot_turn.escalation is not None:
+        # Rare and many-sided (queues, service hours, notices): the ORM path.
+        reply_ids = await store_bot_turn(ctx, message_id=message_id, items=items)
+        await conversation_service.enqueue_delivery(
+            queues=ctx.queues, conversation_id=turn.conversation_id, message_ids=reply_ids
+        )
+        return
+    through_hub = turn.channel not in ctx.outbound
+    try:
+        async with ctx.db.raw_writer.acquire() as connection:
+            replies = await repository.store_replies(
+                connection, message_id=message_id, replies=bot_turn.messages,
+                delivered=through_hub,
+            )  # fmt: skip
+    except UNAVAILABLE_ERRORS as error:
+        raise TransientError("database unavailable") from error
+    if replies is None:
+        return  # another worker stored this turn meanwhile
+    metrics.TURNS.labels(channel=turn.channel, outcome="replied").inc()
+    metrics.TURN_DURATION.labels(channel=turn.channel).observe(
+        max(0.0, (conversation_service.now_utc() - turn.created_at).total_seconds())
     )
+    if through_hub:
+        # Web, mobile, voice: the replies reach the citizen as an event, right after the commit
+        # (no outbound hop). If this push is lost, the socket's resync and the history have them.
+        metrics.DELIVERIES.labels(channel=turn.channel, outcome="sent").inc(len(replies))
+        await publish_replies(ctx, turn.conversation_id, turn.conversation_status, replies)
+    else:
+        await conversation_service.enqueue_delivery(
+            queues=ctx.queues,
+            conversation_id=turn.conversation_id,
+            message_ids=[reply.id for reply in replies],
+        )
+
+
+async def _hold_for_agent(ctx: WorkerContext, message_id: uuid.UUID) -> None:
+    """The bot stays silent while a human owns the conversation; the clerk sees the message."""
+    async with ctx.db.write_sessions() as session:
+        message = await session.get(m.Message, message_id, with_for_update=True)
+        if message is None or message.status != m.ACCEPTED:
+            return
+        conversation = await session.get(m.Conversation, message.conversation_id)
+        assert conversation is not None
+        message.status = m.FOR_AGENT
+        await session.commit()
+    metrics.TURNS.labels(channel=conversation.channel, outcome="human").inc()
+    await conversation_service.announce_for_agent(ctx.events, conversation, message)
+
+
+async def publish_replies(
+    ctx: WorkerContext,
+    conversation_id: uuid.UUID,
+    status: str,
+    replies: list[MessageOut],
+) -> None:
+    if not replies:
+        return
+    await publish_event(
+        ctx.redis,
+        ctx.settings.queue_prefix,
+        {
+            "type": "messages",
+            "conversation_id": str(conversation_id),
+            "status": status,
+            "messages": [reply.model_dump(mode="json") for reply in replies],
+        },
+    )
+
+
+async def _redeliver(ctx: WorkerContext, turn: repository.PendingTurn) -> None:
+    if turn.channel in ctx.outbound:
+        async with ctx.db.write_sessions() as session:
+            await _requeue_undelivered(ctx, session, turn.conversation_id, after_seq=turn.seq)
+        return
+    # The push may have been lost with the process that stored the replies: push them again
+    # (clients drop message ids they already have).
+    try:
+        async with ctx.db.raw_writer.acquire() as connection:
+            replies = await repository.replies_after(
+                connection, turn.conversation_id, after_seq=turn.seq
+            )
+    except UNAVAILABLE_ERRORS as error:
+        raise TransientError("database unavailable") from error
+    await publish_replies(ctx, turn.conversation_id, turn.conversation_status, replies)
 
 
 async def store_bot_turn(

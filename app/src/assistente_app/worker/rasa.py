@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
+import aiohttp
 from assistente_contract import (
     ESCALATION,
     SOURCES,
@@ -24,10 +24,24 @@ TRANSIENT_STATUSES = {408, 425, 429, 502, 503, 504}
 
 
 class RasaClient:
-    def __init__(self, *, base_url: str, http: httpx.AsyncClient, timeout_s: float) -> None:
+    """One keep-alive HTTP session to Rasa's REST channel. aiohttp rather than the app's httpx
+    client: about 1 ms less CPU per call, once per turn (measured for issue #12)."""
+
+    def __init__(self, *, base_url: str, timeout_s: float) -> None:
         self.url = base_url.rstrip("/") + "/webhooks/rest/webhook"
-        self.http = http
-        self.timeout_s = timeout_s
+        self.timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._session: aiohttp.ClientSession | None = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        # Created on first use, inside the running event loop.
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=self.timeout)
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
     async def send(
         self, *, sender: str, message: str, metadata: MessageMetadata
@@ -35,23 +49,22 @@ class RasaClient:
         started = time.perf_counter()
         outcome = "unavailable"
         try:
-            response = await self.http.post(
-                self.url,
-                json={"sender": sender, "message": message, "metadata": metadata},
-                timeout=self.timeout_s,
-            )
-            if response.status_code in TRANSIENT_STATUSES:
-                raise TransientError(f"Rasa answered {response.status_code}")
-            outcome = "ok" if response.is_success else "error"
-        except httpx.TransportError as exc:
-            # Connection refused, DNS, timeout: Rasa is down or restarting, not a bad message.
+            async with self._http().post(
+                self.url, json={"sender": sender, "message": message, "metadata": metadata}
+            ) as response:
+                if response.status in TRANSIENT_STATUSES:
+                    raise TransientError(f"Rasa answered {response.status}")
+                outcome = "ok" if response.ok else "error"
+                response.raise_for_status()  # a 500 on this input counts towards dead-lettering
+                body = await response.json(content_type=None)
+        except (TimeoutError, aiohttp.ClientConnectionError) as exc:
+            # Connection refused, dropped, timed out: Rasa is down or restarting, not a bad
+            # message.
             raise TransientError(f"Rasa unreachable: {type(exc).__name__}") from exc
         finally:
             metrics.RASA_REQUEST_DURATION.labels(outcome=outcome).observe(
                 time.perf_counter() - started
             )
-        response.raise_for_status()  # a 500 on this input counts towards dead-lettering
-        body = response.json()
         if not isinstance(body, list):
             raise ValueError(f"Rasa answered {type(body).__name__}, expected a list")
         return [item for item in body if isinstance(item, dict)]

@@ -59,7 +59,7 @@ def build_context(settings: Settings) -> WorkerContext:
     http = resources.http
     return WorkerContext(
         **vars(resources),
-        rasa=RasaClient(base_url=settings.rasa_url, http=http, timeout_s=settings.rasa_timeout_s),
+        rasa=RasaClient(base_url=settings.rasa_url, timeout_s=settings.rasa_timeout_s),
         # A switched-off channel gets no sender: nothing reaches its provider.
         outbound={
             channel.name: channel.outbound(settings, http)
@@ -70,6 +70,7 @@ def build_context(settings: Settings) -> WorkerContext:
 
 
 async def close_context(ctx: WorkerContext) -> None:
+    await ctx.rasa.close()
     await close_resources(ctx)
 
 

@@ -288,11 +288,14 @@ def rasa_env(cr: AssistenteDigital) -> list[Manifest]:
             from_secret("RASA_LOCK_REDIS_PASSWORD", secret, "password", optional=True),
         ]
     else:
-        # Rasa 3.6 cannot follow Sentinel: it talks to the bootstrap master (see docs).
+        # The lock store (rasa/stores/redis_lock.py) finds the primary through the Sentinels and
+        # follows a failover; the host below is only its fallback when no Sentinel is given.
         env += [
             {"name": "RASA_LOCK_REDIS_HOST", "value": f"{name}-redis-0.{name}-redis-headless"},
             {"name": "RASA_LOCK_REDIS_PORT", "value": "6379"},
             from_secret("RASA_LOCK_REDIS_PASSWORD", security, REDIS_PASSWORD_KEY),
+            {"name": "RASA_LOCK_REDIS_SENTINELS", "value": f"{name}-redis:26379"},
+            {"name": "RASA_LOCK_REDIS_SENTINEL_MASTER", "value": REDIS_SENTINEL_MASTER},
         ]
     return env
 

@@ -34,12 +34,13 @@ from assistente_app.channels.web.schemas import (
     QueueLeft,
 )
 from assistente_app.channels.web.settings import WebSettings
+from assistente_app.conversations import models as m
 from assistente_app.conversations import service
 from assistente_app.conversations.schemas import MAX_SEQ, MessageList
 from assistente_app.core import metrics
 from assistente_app.core.errors import AppError, error_body
 from assistente_app.core.ratelimit import enforce_rate_limit
-from assistente_app.realtime.hub import REVOKED_EVENT
+from assistente_app.realtime.hub import RESYNC, REVOKED_EVENT
 from assistente_app.runtime import Resources
 
 router = APIRouter(prefix="/api/v1/conversations", tags=["conversations"])
@@ -101,12 +102,11 @@ async def post_message(
     request: Request,
     token: BearerDep,
     resources: ResourcesDep,
-    session: SessionDep,
     idempotency_key: Annotated[str | None, Header(max_length=120)] = None,
 ) -> MessageAccepted:
     """Accept a citizen message: answered once it is stored in PostgreSQL and queued in Redis."""
-    conversation = await service.authorize(
-        session=session, conversation_id=conversation_id, token=token
+    conversation = await service.authorize_fast(
+        db=resources.db.raw_writer, conversation_id=conversation_id, token=token
     )
     metrics.message_channel.set(conversation.channel)
     ensure_enabled(request, conversation.channel)
@@ -118,20 +118,37 @@ async def post_message(
         limit=resources.settings.rate_limit_per_minute,
     )
     key = f"web:{conversation.id}:{idempotency_key}" if idempotency_key else None
-    message, duplicate = await service.accept_user_message(
-        session=session,
+    if conversation.status in (m.QUEUED, m.HUMAN):
+        # A person has the conversation: the message goes to the clerk, and "sair" leaves the
+        # queue. Rare and many-sided, so the ORM path.
+        async with resources.db.write_sessions() as session:
+            owned = await service.authorize(
+                session=session, conversation_id=conversation_id, token=token
+            )
+            message, duplicate = await service.accept_user_message(
+                session=session,
+                queues=resources.queues,
+                conversation=owned,
+                text_=body.text,
+                idempotency_key=key,
+                events=resources.events,
+            )
+            if not duplicate:
+                await ingest.leave_queue_if_asked(
+                    resources=resources, session=session, conversation=owned, text=body.text
+                )
+        return MessageAccepted(
+            id=message.id, protocol=owned.protocol, status=message.status, duplicate=duplicate
+        )
+    message_id, status, duplicate = await service.accept_message_fast(
+        db=resources.db.raw_writer,
         queues=resources.queues,
         conversation=conversation,
         text_=body.text,
         idempotency_key=key,
-        events=resources.events,
     )
-    if not duplicate:
-        await ingest.leave_queue_if_asked(
-            resources=resources, session=session, conversation=conversation, text=body.text
-        )
     return MessageAccepted(
-        id=message.id, protocol=conversation.protocol, status=message.status, duplicate=duplicate
+        id=message_id, protocol=conversation.protocol, status=status, duplicate=duplicate
     )
 
 
@@ -319,6 +336,11 @@ async def _serve(
 ) -> None:
     assert resources.hub is not None
     async with resources.hub.subscribe(str(conversation_id)) as events:
+        # Everything up to here is in the history the client loads; later replies come as
+        # events, or from a catch-up read when the hub says events may have been lost.
+        seen_seq = await service.latest_seq(
+            db=resources.db.raw_writer, conversation_id=conversation_id
+        )
         await websocket.send_json({"type": "ready", "conversation_id": str(conversation_id)})
         receiver = asyncio.create_task(_drain_client(websocket, settings))
         try:
@@ -342,11 +364,30 @@ async def _serve(
                     # The conversation was erased: its token no longer gives access to anything.
                     await _close(websocket, CLOSE_FORBIDDEN, "forbidden", "Conversa encerrada.")
                     break
+                if event.get("type") == RESYNC:
+                    event = await _missed_replies(resources, conversation_id, seen_seq)
+                    if not event["messages"]:
+                        continue
+                for message in event.get("messages", ()):
+                    seen_seq = max(seen_seq, int(message.get("seq", 0)))
                 await websocket.send_json(event)
         finally:
             receiver.cancel()
             with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect):
                 await receiver
+
+
+async def _missed_replies(
+    resources: Resources, conversation_id: uuid.UUID, after_seq: int
+) -> dict[str, Any]:
+    missed = await service.replies_since(
+        db=resources.db.raw_writer, conversation_id=conversation_id, after_seq=after_seq
+    )
+    return {
+        "type": "messages",
+        "conversation_id": str(conversation_id),
+        "messages": [message.model_dump(mode="json") for message in missed],
+    }
 
 
 async def _drain_client(websocket: WebSocket, settings: WebSettings) -> None:
