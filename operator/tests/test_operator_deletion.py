@@ -27,7 +27,11 @@ def with_data_stores(name: str, namespace: str, policy: str) -> dict[str, Any]:
     body: dict[str, Any] = yaml.safe_load(SAMPLE.read_text())
     body["metadata"] = {"name": name, "namespace": namespace}
     body["spec"]["deletionPolicy"] = policy
-    body["spec"]["postgres"] = {"mode": "cloudnativepg", "cloudnativepg": {"instances": 1}}
+    body["spec"]["postgres"] = {
+        "mode": "cloudnativepg",
+        "cloudnativepg": {"instances": 1},
+        "rasaSecretRef": body["spec"]["postgres"]["rasaSecretRef"],
+    }
     body["spec"]["redis"]["inCluster"].update(
         replicas=1, sentinelQuorum=1, persistence={"enabled": True, "size": "1Gi"}
     )
