@@ -118,6 +118,10 @@ _NLU: tuple[SettingSource, ...] = (
         )
         for part in ("HOST", "PORT", "PASSWORD", "DB")
     ),
+    SettingSource("nlu", "RASA_LOCK_REDIS_SENTINELS", "rasa", "redis (the Sentinels' Service)"),
+    SettingSource(
+        "nlu", "RASA_LOCK_REDIS_SENTINEL_MASTER", "rasa", "redis (the Sentinels' master name)"
+    ),
 )
 
 _ACTIONS: tuple[SettingSource, ...] = (
