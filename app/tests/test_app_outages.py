@@ -82,7 +82,7 @@ async def test_redis_down_at_accept_time_is_503_and_stores_nothing(
         assert (await h.client.get("/readyz")).status_code == 503
         own_redis.start()
         accepted = await h.post_message(conversation_id, token, "oi, alguém aí?")
-        assert accepted.status_code == 202
+        assert accepted.status_code == 202, accepted.text
 
 
 async def test_postgres_down_at_accept_time_is_503(

@@ -24,6 +24,7 @@ from assistente_app.channels.registry import CHANNELS, enabled_channels
 from assistente_app.console import router as console
 from assistente_app.core import metrics
 from assistente_app.core.logging import configure_logging
+from assistente_app.core.redis import create_redis
 from assistente_app.escalation.catalog import RESOLUTION_CODES
 from assistente_app.escalation.router import router as agent_router
 from assistente_app.escalation.router import stop_live_board
@@ -60,7 +61,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
                 # crashing here would only add a restart back-off. /readyz says Redis is not
                 # there yet, and the workers create the groups when they connect.
                 log.warning("Redis not answering at start-up: %s", type(exc).__name__)
-            resources.hub = EventHub(resources.redis, settings.queue_prefix)
+            resources.hub = EventHub(create_redis(settings), settings.queue_prefix)
             await resources.hub.start()
             yield
         finally:

@@ -61,6 +61,12 @@ class EventPublisher:
 
 
 class EventHub:
+    """The process's one subscription to the events channel, fanned out to its sockets.
+
+    It owns ``redis``, a client of its own: while Redis is away the hub keeps trying to
+    subscribe, and those half-made connections must not go back to the pool the request path
+    uses (the first command after Redis returned would fail on one of them)."""
+
     def __init__(self, redis: Redis, prefix: str) -> None:
         self.redis = redis
         self.channel = events_channel(prefix)
@@ -86,6 +92,7 @@ class EventHub:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        await self.redis.aclose()
 
     async def _listen(self) -> None:
         delay = RESUBSCRIBE_MIN_S
