@@ -144,6 +144,7 @@ async def _store_turn(
         await conversation_service.enqueue_delivery(
             queues=ctx.queues, conversation_id=turn.conversation_id, message_ids=reply_ids
         )
+        log.info("turn escalated to %s", bot_turn.escalation.team)
         return
     through_hub = turn.channel not in ctx.outbound
     try:
@@ -156,9 +157,12 @@ async def _store_turn(
         raise TransientError("database unavailable") from error
     if replies is None:
         return  # another worker stored this turn meanwhile
+    elapsed_s = max(0.0, (conversation_service.now_utc() - turn.created_at).total_seconds())
     metrics.TURNS.labels(channel=turn.channel, outcome="replied").inc()
-    metrics.TURN_DURATION.labels(channel=turn.channel).observe(
-        max(0.0, (conversation_service.now_utc() - turn.created_at).total_seconds())
+    metrics.TURN_DURATION.labels(channel=turn.channel).observe(elapsed_s)
+    # One line per turn: on call, a protocol's turns are found by searching the logs for it.
+    log.info(
+        "turn answered: %d reply(ies), %.0f ms after acceptance", len(replies), elapsed_s * 1000
     )
     if through_hub:
         # Web, mobile, voice: the replies reach the citizen as an event, right after the commit
