@@ -352,9 +352,12 @@ def test_paused_resources_are_left_alone(
 def test_cloudnativepg_readiness_follows_the_cluster_status(
     kube: Any, operator: Any, namespace: str, poll: Poll
 ) -> None:
-    body = sample(
-        "pg", namespace, postgres={"mode": "cloudnativepg", "cloudnativepg": {"instances": 2}}
-    )
+    body = sample("pg", namespace)
+    body["spec"]["postgres"] = {
+        "mode": "cloudnativepg",
+        "cloudnativepg": {"instances": 2},
+        "rasaSecretRef": body["spec"]["postgres"]["rasaSecretRef"],
+    }
     kube.apply([body])
 
     def waiting() -> dict[str, Any] | None:

@@ -245,7 +245,11 @@ def _databases(work: Path, names: dict[str, str]) -> None:
     documents = []
     for name, policy in names.items():
         spec = dict(sample["spec"])
-        spec["postgres"] = {"mode": "cloudnativepg", "cloudnativepg": {"instances": 1}}
+        spec["postgres"] = {
+            "mode": "cloudnativepg",
+            "cloudnativepg": {"instances": 1},
+            "rasaSecretRef": sample["spec"]["postgres"]["rasaSecretRef"],
+        }
         spec["deletionPolicy"] = policy
         documents.append(
             {**sample, "metadata": {"name": name, "namespace": NAMESPACE}, "spec": spec}
