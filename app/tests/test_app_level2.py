@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 from assistente_app.conversations import models as m
+from assistente_app.conversations import service as conversation_service
 from assistente_app.worker.handlers import store_bot_turn
 from assistente_app.worker.runner import expire_waits_once
 from websockets.asyncio.client import ClientConnection, connect
@@ -331,6 +332,34 @@ async def test_the_board_is_pushed_to_clerks_and_follows_the_open_conversation(
             event = await next_of(ana, "messages")
             assert event["messages"][0]["text"] == "ainda estou aqui"
             assert event["messages"][0]["role"] == "user"
+
+
+async def test_a_clerk_watching_a_conversation_gets_what_lost_events_carried(
+    live: tuple[Harness, str],
+) -> None:
+    """Events published while an API's subscription is down (a Redis failover) are gone: once
+    the hub subscribes again, the clerk's open conversation reads what it missed from the
+    primary."""
+    h, address = live
+    conversation_id, token, _ = await escalate(h)
+    async with connect(f"ws://{address}/api/v1/agent/ws") as ana:
+        await ana.send(json.dumps({"token": h.oidc.token("ana", SUPPORT)}))
+        await next_of(ana, "hello")
+        await ana.send(json.dumps({"type": "watch", "conversation_id": conversation_id}))
+        await h.post_message(conversation_id, token, "primeira")
+        assert (await next_of(ana, "messages"))["messages"][0]["text"] == "primeira"
+        # Stored, but its event never published (as if Redis had been failing over).
+        async with h.resources.db.write_sessions() as session:
+            await conversation_service.add_message(
+                session=session,
+                conversation_id=uuid.UUID(conversation_id),
+                role="user",
+                text_="a que se perdeu",
+            )
+            await session.commit()
+        await h.resources.redis.client_kill_filter(_type="pubsub")
+        caught_up = await next_of(ana, "messages")
+        assert [m["text"] for m in caught_up["messages"]] == ["a que se perdeu"]
 
 
 async def test_the_clerk_socket_closes_when_the_token_expires(live: tuple[Harness, str]) -> None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import uuid
 from typing import Any
 
 import httpx
 import pytest
+from assistente_app.conversations import service as conversation_service
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -37,6 +39,27 @@ async def test_ws_receives_bot_and_agent_replies(live: tuple[Harness, str]) -> N
 
             await ws.send(json.dumps({"type": "ping"}))
             assert (await next_event(ws, "pong"))["type"] == "pong"
+
+
+async def test_ws_catches_up_on_replies_whose_events_were_lost(live: tuple[Harness, str]) -> None:
+    """A reply published while the API's subscription was down (a Redis failover) never comes
+    as an event: once the hub subscribes again, the socket reads it from the primary."""
+    h, address = live
+    conversation_id, token, _ = await h.open_conversation()
+    async with connect(f"ws://{address}/api/v1/conversations/{conversation_id}/ws") as ws:
+        await ws.send(json.dumps({"token": token}))
+        await next_event(ws, "ready")
+        async with h.resources.db.write_sessions() as session:
+            await conversation_service.add_message(
+                session=session,
+                conversation_id=uuid.UUID(conversation_id),
+                role="bot",
+                text_="Resposta cujo evento se perdeu.",
+            )
+            await session.commit()
+        await h.resources.redis.client_kill_filter(_type="pubsub")
+        event = await next_event(ws, "messages")
+        assert [x["text"] for x in event["messages"]] == ["Resposta cujo evento se perdeu."]
 
 
 async def test_ws_rejects_missing_or_foreign_token(live: tuple[Harness, str]) -> None:

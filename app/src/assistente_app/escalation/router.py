@@ -44,6 +44,7 @@ from assistente_app.escalation.schemas import (
     ResolveRequest,
     TransferRequest,
 )
+from assistente_app.realtime.hub import RESYNC
 from assistente_app.runtime import Resources
 
 log = logging.getLogger(__name__)
@@ -411,10 +412,31 @@ class ClerkSocket:
 
     async def _forward(self, conversation_id: str) -> None:
         async with _hub(self.resources).subscribe(conversation_id) as events:
+            # The console loads the history itself; from here on the clerk gets every message
+            # as an event, or from the primary when the hub says events may have been lost.
+            seen_seq = await conversation_service.latest_seq(
+                db=self.resources.db.raw_writer, conversation_id=uuid.UUID(conversation_id)
+            )
             while True:
                 event = await events.get()
-                if event.get("type") == "messages":
-                    await self.send(event)
+                if event.get("type") == RESYNC:
+                    event = await self._missed(conversation_id, seen_seq)
+                if event.get("type") != "messages" or not event.get("messages"):
+                    continue
+                for message in event["messages"]:
+                    seen_seq = max(seen_seq, int(message.get("seq", 0)))
+                await self.send(event)
+
+    async def _missed(self, conversation_id: str, after_seq: int) -> dict[str, Any]:
+        async with self.resources.db.write_sessions() as session:
+            missed = await conversation_service.list_messages(
+                session=session, conversation_id=uuid.UUID(conversation_id), after_seq=after_seq
+            )
+        return {
+            "type": "messages",
+            "conversation_id": conversation_id,
+            "messages": [message.model_dump(mode="json") for message in missed],
+        }
 
     async def close(self) -> None:
         if self._watch is not None:

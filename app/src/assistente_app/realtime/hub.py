@@ -96,14 +96,16 @@ class EventHub:
 
     async def _listen(self) -> None:
         delay = RESUBSCRIBE_MIN_S
+        subscribed_before = False
         while True:
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self.channel)
-                if self._ready.is_set():
+                if subscribed_before:
                     # Events published while we were not subscribed (a Redis failover, a
                     # dropped connection) are gone: every socket re-reads what it missed.
                     self._resync_all()
+                subscribed_before = True
                 self._ready.set()
                 delay = RESUBSCRIBE_MIN_S
                 async for message in pubsub.listen():
