@@ -92,6 +92,8 @@ class DebianRootfs:
     packages: tuple[str, ...]
     env: Mapping[str, str] = field(default_factory=dict)
     cmd: tuple[str, ...] = ()
+    entrypoint: tuple[str, ...] = ()
+    """For an image whose pods give only `args` (a sidecar named after an upstream image)."""
 
     def bases(self) -> tuple[str, ...]:
         return ()
@@ -99,6 +101,9 @@ class DebianRootfs:
     def inputs(self, bases: Mapping[str, BuiltImage]) -> list[bytes]:
         sources = DEBIAN_SOURCES.read_bytes() if DEBIAN_SOURCES.exists() else b""
         recipe = [DEBIAN_SUITE, "minbase", *self.packages, json.dumps(dict(self.env)), *self.cmd]
+        if self.entrypoint:
+            # Only when set, so the images without one keep their cache keys.
+            recipe.append(json.dumps(["entrypoint", *self.entrypoint]))
         return [json.dumps(recipe).encode(), sources]
 
     def build(self, buildah: Buildah, ref: str, bases: Mapping[str, BuiltImage]) -> None:
@@ -121,6 +126,8 @@ class DebianRootfs:
             try:
                 buildah.run("add", container, str(rootfs), "/")
                 config = [f"--env={k}={v}" for k, v in {"PATH": SYSTEM_PATH, **self.env}.items()]
+                if self.entrypoint:
+                    config.append(f"--entrypoint={json.dumps(list(self.entrypoint))}")
                 if self.cmd:
                     config.append(f"--cmd={json.dumps(list(self.cmd))}")
                 buildah.run("config", *config, container)
@@ -428,6 +435,14 @@ def recipes() -> dict[str, Recipe]:
             env={"LANG": "C.UTF-8"},
             cmd=("redis-server",),
         ),
+        # The local stand-in for the upstream redis_exporter image of the Redis pods' sidecar:
+        # the same exporter (Debian packages its release), the same flags and variables, with
+        # the binary as the entry point as upstream has it.
+        DebianRootfs(
+            "redis-exporter",
+            ("prometheus-redis-exporter",),
+            entrypoint=("/usr/bin/prometheus-redis-exporter",),
+        ),
         # --- local stand-ins for the upstream bases of the Dockerfiles
         DebianRootfs(
             "python-base",
@@ -486,7 +501,7 @@ def recipes() -> dict[str, Recipe]:
 
 
 NODE_IMAGES = ("pause", "coredns")
-APP_IMAGES = ("api", "worker", "rasa", "actions", "operator", "redis")
+APP_IMAGES = ("api", "worker", "rasa", "actions", "operator", "redis", "redis-exporter")
 
 
 def pause_binary() -> Path:

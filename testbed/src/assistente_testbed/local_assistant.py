@@ -1,12 +1,18 @@
 """The assistant deployed by its operator onto the real node: the `AssistenteDigital` sized for a
 2-core machine on the images built here, with the test bed's PostgreSQL as its external
-database. Used by the end-to-end test and by `make cluster-demo`."""
+database. Used by the end-to-end test and by `make cluster-demo`.
+
+The credentials the resource requires are made here, at random, for each deployment: the
+components' Secret (Redis password, Rasa's API token, the LGPD audit key) and Rasa's own role and
+database on that PostgreSQL, as a court's DBA would create them for the external-database mode.
+They go to the API server and PostgreSQL only; nothing prints or stores them elsewhere."""
 
 from __future__ import annotations
 
+import secrets
 import time
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from assistente_testbed.cluster import KubeCluster
 from assistente_testbed.images import BuiltImage
@@ -26,6 +32,8 @@ def custom_resource(
     name: str,
     namespace: str,
     postgres_secret: str,
+    rasa_secret: str,
+    security_secret: str,
     trusted_proxies: list[str],
 ) -> Manifest:
     """An assistant sized for a 2-core test machine, on the images built here. Requests reach
@@ -58,10 +66,16 @@ def custom_resource(
                     "replicas": 3,
                     "sentinelQuorum": 2,
                     "image": images["redis"].ref,
+                    "exporterImage": images["redis-exporter"].ref,
                     "persistence": {"enabled": False},
                 },
             },
-            "postgres": {"mode": "external", "external": {"secretRef": {"name": postgres_secret}}},
+            "postgres": {
+                "mode": "external",
+                "external": {"secretRef": {"name": postgres_secret}},
+                "rasaSecretRef": {"name": rasa_secret},
+            },
+            "security": {"secretRef": {"name": security_secret}},
             # No Ingress: the relay at the node's address stands in for its controller.
             "ingress": {"enabled": False, "trustedProxies": trusted_proxies},
             # Required in production; nothing here logs an agent in, so the identity provider is
@@ -107,6 +121,39 @@ def postgres_secret(
     }
 
 
+def rasa_database_secret(dsn: str, *, host: str, name: str, namespace: str) -> Manifest:
+    """Rasa's own database in the external-mode layout the operator documents (host, port,
+    dbname, user, password), at `host` as the pods see the server."""
+    parts = urlsplit(dsn)
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": namespace},
+        "stringData": {
+            "host": host,
+            "port": "5432",
+            "dbname": parts.path.lstrip("/"),
+            "user": parts.username or "",
+            "password": unquote(parts.password or ""),
+        },
+    }
+
+
+def security_secret(*, name: str, namespace: str) -> Manifest:
+    """The components' credentials (spec.security.secretRef), fresh random values. Hex: the
+    Redis password must be letters and digits, and each value goes into URLs as it is."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": namespace},
+        "stringData": {
+            "redis-password": secrets.token_hex(24),
+            "rasa-token": secrets.token_hex(24),
+            "lgpd-audit-key": secrets.token_hex(32),
+        },
+    }
+
+
 def pod_ready(pod: Manifest) -> bool:
     """Running, not being deleted, and every container ready."""
     statuses = pod.get("status", {}).get("containerStatuses", [])
@@ -135,11 +182,15 @@ class LocalAssistant:
         self.figures["operator_ready_s"] = round(time.monotonic() - started, 1)
 
     def deploy(self, images: dict[str, BuiltImage], postgres: PostgresServer) -> None:
-        """The Secret, then the custom resource; returns once every pod is Ready."""
-        database = f"assistente_{self.name.replace('-', '_')}"
+        """The databases and Secrets, then the custom resource; returns once every pod is
+        Ready."""
+        suffix = self.name.replace("-", "_")
+        database = f"assistente_{suffix}"
         postgres.ensure_database(database)
+        # Rasa's role may use its own database only (not the app's, nor create others).
+        rasa_dsn = postgres.ensure_owned_database(f"rasa_{suffix}", secrets.token_hex(24))
         host = self.node.publish_host_port(postgres.port, 5432)
-        secret = f"{self.name}-postgres"
+        names = {kind: f"{self.name}-{kind}" for kind in ("postgres", "rasa-db", "security")}
         namespace: Manifest = {
             "apiVersion": "v1",
             "kind": "Namespace",
@@ -149,8 +200,16 @@ class LocalAssistant:
             [
                 namespace,
                 postgres_secret(
-                    postgres, database, host=host, name=secret, namespace=self.namespace
+                    postgres,
+                    database,
+                    host=host,
+                    name=names["postgres"],
+                    namespace=self.namespace,
                 ),
+                rasa_database_secret(
+                    rasa_dsn, host=host, name=names["rasa-db"], namespace=self.namespace
+                ),
+                security_secret(name=names["security"], namespace=self.namespace),
             ]
         )
         started = time.monotonic()
@@ -158,7 +217,9 @@ class LocalAssistant:
             images,
             name=self.name,
             namespace=self.namespace,
-            postgres_secret=secret,
+            postgres_secret=names["postgres"],
+            rasa_secret=names["rasa-db"],
+            security_secret=names["security"],
             trusted_proxies=[f"{self.node.network.node_ip}/32"],
         )
         self.cluster.apply([resource])

@@ -323,6 +323,43 @@ class PostgresServer(LocalServer):
         return self.dsn_for(name)
 
 
+    def ensure_owned_database(self, name: str, password: str) -> str:
+        """A login role `name` with no other privilege, owning the database `name` (created if
+        missing, data kept) that no other role may connect to: a component's own database, as
+        a DBA would set it up. The role's password is set to `password` each time. Returns the
+        database's DSN for that role.
+
+        The SQL goes to psql on stdin, so the password is in no command line and no error."""
+        if not _IDENTIFIER.match(name):
+            raise ValueError(f"role and database name must match {_IDENTIFIER.pattern}: {name!r}")
+        if not password or "'" in password or "\\" in password:
+            raise ValueError("the password must be non-empty, without quotes or backslashes")
+        script = (
+            f"SELECT 'CREATE ROLE \"{name}\"' WHERE NOT EXISTS "  # noqa: S608
+            f"(SELECT FROM pg_roles WHERE rolname = '{name}') \\gexec\n"
+            f'ALTER ROLE "{name}" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE '
+            f"PASSWORD '{password}';\n"
+            f"SELECT 'CREATE DATABASE \"{name}\" OWNER \"{name}\"' WHERE NOT EXISTS "  # noqa: S608
+            f"(SELECT FROM pg_database WHERE datname = '{name}') \\gexec\n"
+            f'REVOKE ALL ON DATABASE "{name}" FROM PUBLIC;\n'
+        )
+        env = dict(os.environ, PGPASSWORD=self.password, PGCONNECT_TIMEOUT="2")
+        argv = [str(self.bin_dir / "psql"), "-h", self.host, "-p", str(self.port), "-U", self.user]
+        result = subprocess.run(
+            [*argv, "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-qAt", "-f", "-"],
+            input=script,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            # psql quotes the failing statement, which may be the one holding the password.
+            reason = result.stderr.strip().replace(password, "***")
+            raise ServiceError(f"creating role and database {name} failed: {reason}")
+        return f"postgresql://{name}:{quote(password, safe='')}@{self.host}:{self.port}/{name}"
+
+
 def multi_host_dsn(
     servers: list[PostgresServer], database: str, *, target_session_attrs: str = "read-write"
 ) -> str:

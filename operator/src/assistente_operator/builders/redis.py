@@ -134,7 +134,7 @@ def services(cr: AssistenteDigital) -> list[Manifest]:
     return [headless, client]
 
 
-def _exporter_container(spec: InClusterRedis) -> Manifest:
+def _exporter_container(cr: AssistenteDigital, spec: InClusterRedis) -> Manifest:
     """redis_exporter beside each Redis: the redis_* series the alert rules read (up, role,
     replication link), scraped by the assistant's Redis PodMonitor."""
     return {
@@ -146,6 +146,9 @@ def _exporter_container(spec: InClusterRedis) -> Manifest:
             f"-web.listen-address=:{REDIS_EXPORTER_PORT}",
             "-redis-only-metrics",
         ],
+        # Redis requires the password; redis_exporter reads it from this variable (never a flag,
+        # which would show in the process list).
+        "env": [secret_env("REDIS_PASSWORD", security_secret(cr), REDIS_PASSWORD_KEY)],
         "ports": [{"name": "metrics", "containerPort": REDIS_EXPORTER_PORT, "protocol": "TCP"}],
         "resources": {
             "requests": {"cpu": "10m", "memory": "32Mi"},
@@ -249,7 +252,7 @@ def statefulset(cr: AssistenteDigital) -> Manifest:
                         "labelSelector": {"matchLabels": selector},
                     }
                 ],
-                "containers": [redis_container, sentinel_container, _exporter_container(spec)],
+                "containers": [redis_container, sentinel_container, _exporter_container(cr, spec)],
                 "volumes": volumes,
                 **common.placement(cr.spec.placement.data),
             },
