@@ -97,6 +97,27 @@ def test_the_metrics_ports_are_open_to_prometheus() -> None:
         ), name
 
 
+def test_the_operators_podmonitor_port_is_open_in_its_network_policy() -> None:
+    """operator/config: the port the operator's PodMonitor scrapes is a port of its pod that
+    its NetworkPolicy lets Prometheus (from any namespace) reach."""
+    config = OPERATOR_DIR / "config"
+    monitor = yaml.safe_load((config / "prometheus/podmonitor.yaml").read_text())
+    deployment = yaml.safe_load((config / "manager/deployment.yaml").read_text())
+    policy = yaml.safe_load((config / "manager/networkpolicy.yaml").read_text())
+    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+    ports = {
+        port["name"]: port["containerPort"]
+        for container in deployment["spec"]["template"]["spec"]["containers"]
+        for port in container.get("ports", [])
+    }
+    scraped = ports[endpoint["port"]]
+    assert monitor["spec"]["selector"] == policy["spec"]["podSelector"]
+    assert any(
+        "from" not in rule and {"protocol": "TCP", "port": scraped} in rule["ports"]
+        for rule in policy["spec"]["ingress"]
+    )
+
+
 def test_the_dashboard_configmap_holds_the_assistant_dashboards() -> None:
     configmap = monitoring_builders.dashboard(cr_named("tjxx", "tj"))
     assert configmap["metadata"]["labels"]["grafana_dashboard"] == "1"
