@@ -145,13 +145,25 @@ def test_every_component_runs_in_containers_on_the_real_node(deployment: Deploym
         for pod in deployment.assistant.pods("redis")
         for status in pod["status"]["containerStatuses"]
     }
-    assert redis_containers == {"redis", "sentinel"}
+    assert redis_containers == {"redis", "sentinel", "exporter"}
     operator: dict[str, Any] = deployment.cluster.get_json(
         "pods", "-n", "assistente-operator-system"
     )
     [operator_pod] = operator["items"]
     assert operator_pod["spec"]["nodeName"] == NODE_NAME
     assert operator_pod["spec"]["serviceAccountName"] == "assistente-operator"
+
+
+def test_each_redis_exporter_reads_its_redis(deployment: Deployment) -> None:
+    """The sidecar (the local image of Debian's redis_exporter) signs in to its Redis with the
+    password from the security Secret: it reports Redis up, and which one is the master."""
+    roles = []
+    for pod in deployment.assistant.pods("redis"):
+        port = deployment.assistant.node.open_to_host(pod["status"]["podIP"], 9121)
+        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+        assert re.search(r"^redis_up 1$", metrics, re.MULTILINE), pod["metadata"]["name"]
+        roles += re.findall(r'^redis_instance_info\{.*role="(\w+)".*\} 1$', metrics, re.MULTILINE)
+    assert sorted(roles) == ["master", "slave", "slave"], roles
 
 
 async def test_a_message_through_the_api_service_gets_a_bot_reply(
