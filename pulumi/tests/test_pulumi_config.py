@@ -199,8 +199,10 @@ def test_the_local_cluster_stack_takes_the_real_nodes_images_and_database(tmp_pa
     password.write_text("senha-do-banco-local-0123\n")
     images = {
         name: f"localhost/assistente-digital/{name}:0123abcd"
-        for name in ("api", "worker", "rasa", "actions", "operator", "redis")
+        for name in ("api", "worker", "rasa", "actions", "operator", "redis", "redis-exporter")
     }
+    rasa_password = tmp_path / "rasa-password"
+    rasa_password.write_text("senha-do-rasa-local-0123\n")
     info = tmp_path / "local-cluster.json"
     info.write_text(
         json.dumps(
@@ -213,6 +215,11 @@ def test_the_local_cluster_stack_takes_the_real_nodes_images_and_database(tmp_pa
                     "dbname": "assistente",
                     "user": "postgres",
                     "passwordFile": str(password),
+                },
+                "rasaPostgres": {
+                    "dbname": "rasa",
+                    "user": "rasa",
+                    "passwordFile": str(rasa_password),
                 },
             }
         )
@@ -227,7 +234,10 @@ def test_the_local_cluster_stack_takes_the_real_nodes_images_and_database(tmp_pa
     assert spec["nlu"]["replicas"] == 1
     assert spec["actions"]["image"] == images["actions"]
     assert spec["redis"]["inCluster"]["image"] == images["redis"]
+    assert spec["redis"]["inCluster"]["exporterImage"] == images["redis-exporter"]
     assert spec["redis"]["inCluster"]["persistence"] == {"enabled": False}
     assert values["externalPostgres"]["host"] == "10.244.0.1"
     assert values["postgresPassword"] == "senha-do-banco-local-0123"
+    assert values["rasaPostgres"] == {"dbname": "rasa", "user": "rasa"}
+    assert values["rasaPostgresPassword"] == "senha-do-rasa-local-0123"
     assert values["kubeconfig"] == str(tmp_path / "kubeconfig")

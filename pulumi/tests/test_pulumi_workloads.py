@@ -15,6 +15,7 @@ from conftest import (
     Recorder,
     assistant_spec,
     example_config,
+    run_failing_program,
     secret_data,
 )
 
@@ -70,6 +71,7 @@ def test_managed_clouds_point_the_resource_at_their_databases(deploy: Deploy, st
     assert spec["postgres"] == {
         "mode": "external",
         "external": {"secretRef": {"name": "tjxx-postgres"}},
+        "rasaSecretRef": {"name": "tjxx-rasa-db"},
     }
     assert spec["redis"] == {"mode": "external", "external": {"secretRef": {"name": "tjxx-redis"}}}
     postgres = secret_data(recorder, "tjxx-postgres")
@@ -109,9 +111,29 @@ def test_onprem_runs_postgres_and_redis_in_the_cluster(deploy: Deploy) -> None:
     assert spec["postgres"]["cloudnativepg"]["instances"] == 3  # a primary and two replicas
     assert spec["redis"]["mode"] == "inCluster"
     assert spec["redis"]["inCluster"]["replicas"] == 3
-    assert names(recorder.kubernetes("Secret")) == {"tjxx-datajud"}
+    assert names(recorder.kubernetes("Secret")) == {"tjxx-datajud", "tjxx-security", "tjxx-rasa-db"}
     (provider,) = recorder.of_type("pulumi:providers:kubernetes")
     assert provider.inputs["kubeconfig"] == "/etc/assistente/kubeconfig"
+
+
+def test_onprem_generates_the_credentials_the_config_leaves_out(deploy: Deploy) -> None:
+    """The components' Secret and Rasa's CloudNativePG user: given values are used, the others
+    generated (test_pulumi_onprem_up checks that a second `up` keeps the first ones)."""
+    given = {"componentSecrets": {"rasaToken": "token-do-rasa-dado-0123456789"}}
+    recorder = deploy("onprem", example_config("onprem"), secrets={**ONPREM_SECRETS, **given})
+    security = secret_data(recorder, "tjxx-security")
+    assert security["rasa-token"] == "token-do-rasa-dado-0123456789"
+    assert security["redis-password"].isalnum()
+    assert len(security["redis-password"]) >= 32
+    assert len(security["lgpd-audit-key"]) >= 32
+    assert len({security["redis-password"], security["lgpd-audit-key"]}) == 2
+    rasa = secret_data(recorder, "tjxx-rasa-db")
+    assert rasa["username"] == "rasa"
+    assert len(rasa["password"]) >= 32
+    (rasa_secret,) = [
+        r for r in recorder.kubernetes("Secret") if r.inputs["metadata"]["name"] == "tjxx-rasa-db"
+    ]
+    assert rasa_secret.inputs["type"] == "kubernetes.io/basic-auth"
 
 
 def test_onprem_with_an_existing_postgres_server(deploy: Deploy) -> None:
@@ -122,11 +144,36 @@ def test_onprem_with_an_existing_postgres_server(deploy: Deploy) -> None:
         },
         "externalPostgres": {"host": "pg.tjxx.local", "readOnlyHost": "pg-ro.tjxx.local"},
     }
-    secrets = {**ONPREM_SECRETS, "postgresPassword": TEST_SECRETS["postgresPassword"]}
+    secrets = {
+        **ONPREM_SECRETS,
+        "postgresPassword": TEST_SECRETS["postgresPassword"],
+        "rasaPostgresPassword": "senha-do-rasa-0123456789",
+    }
     recorder = deploy("onprem", config, secrets=secrets)
     data = secret_data(recorder, "tjxx-db")
     assert data["host"] == "pg.tjxx.local"
     assert "@pg-ro.tjxx.local:5432/assistente" in data["ro-uri"]
+    # Rasa's own user and database on the same server, as its DBA created them.
+    assert secret_data(recorder, "tjxx-rasa-db") == {
+        "host": "pg.tjxx.local",
+        "port": "5432",
+        "dbname": "rasa",
+        "user": "rasa",
+        "password": "senha-do-rasa-0123456789",
+    }
+
+
+def test_onprem_with_an_existing_server_needs_rasas_password(deploy: Deploy) -> None:
+    config = {
+        **example_config("onprem"),
+        "assistantSpec": {
+            "postgres": {"mode": "external", "external": {"secretRef": {"name": "tjxx-db"}}}
+        },
+        "externalPostgres": {"host": "pg.tjxx.local"},
+    }
+    secrets = {**ONPREM_SECRETS, "postgresPassword": TEST_SECRETS["postgresPassword"]}
+    message = run_failing_program("onprem", config, secrets=secrets)
+    assert "rasaPostgresPassword" in message
 
 
 def test_operator_image_can_be_replaced(deploy: Deploy) -> None:

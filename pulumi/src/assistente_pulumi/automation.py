@@ -175,6 +175,7 @@ LOCAL_IMAGE_FIELDS: Final = {
     "rasa": ("nlu", "image"),
     "actions": ("actions", "image"),
     "redis": ("redis", "inCluster", "image"),
+    "redis-exporter": ("redis", "inCluster", "exporterImage"),
 }
 
 
@@ -192,6 +193,9 @@ class LocalCluster:
     """The images in the real node's runtime (test bed name -> reference): the operator's and
     every component's. Without them the upstream images are named, which only kwok's simulated
     nodes "run"."""
+    rasa_postgres: Mapping[str, Any] | None = None
+    """rasaPostgres (dbname, user) of Rasa's own role and database on that server."""
+    rasa_postgres_password: str | None = None
 
     @classmethod
     def from_info(cls, info_file: Path, root: Path) -> LocalCluster:
@@ -200,12 +204,16 @@ class LocalCluster:
         info = json.loads(info_file.read_text())
         postgres = dict(info["postgres"])
         password = Path(postgres.pop("passwordFile")).read_text().strip()
+        rasa = dict(info["rasaPostgres"])
+        rasa_password = Path(rasa.pop("passwordFile")).read_text().strip()
         return cls(
             kubeconfig=Path(info["kubeconfig"]),
             root=root,
             postgres=postgres,
             postgres_password=password,
             images=info["images"],
+            rasa_postgres=rasa,
+            rasa_postgres_password=rasa_password,
         )
 
     def image_patch(self) -> dict[str, Any]:
@@ -249,6 +257,10 @@ class LocalCluster:
         if self.postgres is not None:
             values["externalPostgres"] = dict(self.postgres)
         values["postgresPassword"] = self.postgres_password or secrets.token_urlsafe(24)
+        if self.rasa_postgres is not None:
+            values["rasaPostgres"] = dict(self.rasa_postgres)
+        # Without a server (kwok's nodes only), nothing logs in with it.
+        values["rasaPostgresPassword"] = self.rasa_postgres_password or secrets.token_hex(24)
         # The local cluster never calls DataJud; the Secret only has to exist.
         values["datajudApiKey"] = secrets.token_urlsafe(24)
         return values

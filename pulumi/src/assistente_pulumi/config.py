@@ -26,7 +26,14 @@ InstallMode = Literal["operator", "argocd"]
 DnsLabel = Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=20)]
 
 # Keys whose values must be Pulumi secrets (`pulumi config set --secret`).
-SECRET_KEYS: Final = ("postgresPassword", "redisPassword", "datajudApiKey", "channelSecrets")
+SECRET_KEYS: Final = (
+    "postgresPassword",
+    "redisPassword",
+    "datajudApiKey",
+    "channelSecrets",
+    "componentSecrets",
+    "rasaPostgresPassword",
+)
 
 
 class ConfigError(pulumi.RunError):
@@ -139,6 +146,40 @@ class ExternalPostgres(ConfigModel):
     """Host of a read replica; empty sends read-only queries to ``host``."""
 
 
+class RasaPostgres(ConfigModel):
+    """Rasa's own database and user on the externalPostgres server (created by its DBA: a role
+    that may log in and owns the database, nothing more)."""
+
+    dbname: str = Field(default="rasa", min_length=1, max_length=63)
+    user: str = Field(default="rasa", min_length=1, max_length=63)
+
+
+class ComponentSecrets(ConfigModel):
+    """The components' credentials (the resource's security.secretRef); each one left empty is
+    generated at the first `up` and kept."""
+
+    redis_password: SecretStr | None = None
+    """In-cluster Redis and its Sentinels (letters and digits only)."""
+    rasa_token: SecretStr | None = None
+    """Rasa's HTTP API token."""
+    lgpd_audit_key: SecretStr | None = None
+    """Key of the LGPD audit's hashes of phone numbers and protocols."""
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        for name, value in (
+            ("redisPassword", self.redis_password),
+            ("rasaToken", self.rasa_token),
+            ("lgpdAuditKey", self.lgpd_audit_key),
+        ):
+            if value is not None and len(value.get_secret_value()) < 16:
+                raise ValueError(f"componentSecrets.{name}: use pelo menos 16 caracteres")
+        password = self.redis_password
+        if password is not None and not password.get_secret_value().isalnum():
+            raise ValueError("componentSecrets.redisPassword: use apenas letras e dígitos")
+        return self
+
+
 class StackConfig(ConfigModel):
     cloud: Cloud
     court: DnsLabel
@@ -170,6 +211,11 @@ class StackConfig(ConfigModel):
     """The CNJ's public DataJud API key, for the Secret the resource's actions.datajud names."""
     channel_secrets: dict[str, dict[str, SecretStr]] = {}
     """Per channel with credentials, the keys of its Secret (telegram: BOT_TOKEN, ...)."""
+    component_secrets: ComponentSecrets = ComponentSecrets()
+    rasa_postgres: RasaPostgres = RasaPostgres()
+    rasa_postgres_password: SecretStr | None = None
+    """Password of Rasa's user: the one its DBA set (externalPostgres), or generated at the
+    first `up` when empty (CloudNativePG creates the role from the Secret)."""
 
     @property
     def name_prefix(self) -> str:
@@ -199,6 +245,8 @@ _OBJECT_KEYS: Final = frozenset(
         "argocd",
         "externalPostgres",
         "channelSecrets",
+        "componentSecrets",
+        "rasaPostgres",
     }
 )
 _SCALAR_KEYS: Final = (
@@ -216,6 +264,7 @@ _SCALAR_KEYS: Final = (
     "postgresPassword",
     "redisPassword",
     "datajudApiKey",
+    "rasaPostgresPassword",
 )
 
 

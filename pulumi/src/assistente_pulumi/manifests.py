@@ -200,6 +200,11 @@ class SecretRefs:
     """Channels with credentials (WhatsApp, Telegram, voice) that are enabled."""
     datajud: tuple[str, str] | None = None
     """(Secret, key) of the DataJud API key the action server reads."""
+    security: str | None = None
+    """The components' credentials (Redis password, Rasa's token, the audit key)."""
+    rasa_database: str | None = None
+    """Rasa's own database user, in the layout of the resource's postgres.mode."""
+    rasa_database_mode: PostgresMode = PostgresMode.CLOUDNATIVEPG
     unsupported: tuple[str, ...] = ()
     """References this stack cannot fill (e.g. backup credentials): the court creates them."""
 
@@ -232,12 +237,7 @@ def secret_refs(assistant: AssistenteDigital) -> SecretRefs:
         and backup.credentials_secret_ref
         else ()
     )
-    # The components' own credentials (Redis password, Rasa's token and database user, the
-    # audit key) are random values the court generates once and keeps.
-    if spec.security is not None:
-        unsupported += (spec.security.secret_ref.name,)
-    if spec.postgres.rasa_secret_ref is not None:
-        unsupported += (spec.postgres.rasa_secret_ref.name,)
+    rasa = spec.postgres.rasa_secret_ref
     return SecretRefs(
         postgres=postgres,
         redis=redis,
@@ -245,6 +245,9 @@ def secret_refs(assistant: AssistenteDigital) -> SecretRefs:
         datajud=(datajud.api_key_secret_ref.name, datajud.api_key_secret_ref.key)
         if datajud
         else None,
+        security=spec.security.secret_ref.name if spec.security is not None else None,
+        rasa_database=rasa.name if rasa is not None else None,
+        rasa_database_mode=spec.postgres.mode,
         unsupported=unsupported,
     )
 
@@ -270,6 +273,12 @@ def check_secrets(config: StackConfig, refs: SecretRefs) -> None:
             )
         if config.postgres_password is None:
             problems.append("postgresPassword: obrigatório com postgres.mode external")
+        if refs.rasa_database is not None and config.rasa_postgres_password is None:
+            problems.append(
+                f"rasaPostgresPassword: obrigatório com postgres.mode external (a senha do "
+                f"usuário {config.rasa_postgres.user}, dono do banco "
+                f"{config.rasa_postgres.dbname}, que o DBA criou para o Rasa)"
+            )
     if refs.datajud is not None and config.datajud_api_key is None:
         problems.append(
             f"datajudApiKey: o recurso lê a chave da API pública do DataJud do Secret "

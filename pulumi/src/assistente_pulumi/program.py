@@ -6,15 +6,23 @@ validated first, so a bad stack fails before the first resource is registered.
 
 from __future__ import annotations
 
+import secrets as random
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pulumi
+from assistente_operator.models import PostgresMode
+from pydantic import SecretStr
 
 from assistente_pulumi import manifests
 from assistente_pulumi.components.platform import Platform
 from assistente_pulumi.components.workloads import ClusterWorkloads, SecretSpec, WorkloadsArgs
 from assistente_pulumi.config import StackConfig, load
 from assistente_pulumi.manifests import Manifest, SecretRefs
+
+# The CloudNativePG managed role the operator declares for Rasa (operator builders/postgres.py;
+# not imported: the builders pull in the monitoring package, which this project does not need).
+RASA_ROLE = "rasa"
 
 
 @dataclass(frozen=True)
@@ -123,11 +131,79 @@ def secret_specs(stack: Plan, platform: Platform) -> list[SecretSpec]:
     return specs
 
 
+def _given_or_generated(
+    name: str, values: Mapping[str, SecretStr | None], *, kind: str = "Opaque"
+) -> SecretSpec:
+    """A Secret of the config's values, each missing one generated (hex: usable in URLs and as
+    a Redis password) and kept from the first `up` on."""
+    data: dict[str, pulumi.Input[str]] = {}
+    generated: list[str] = []
+    for key, value in values.items():
+        if value is None:
+            generated.append(key)
+            data[key] = pulumi.Output.secret(random.token_hex(32))
+        else:
+            data[key] = pulumi.Output.secret(value.get_secret_value())
+    return SecretSpec(name, data, type=kind, generated=tuple(generated))
+
+
+def credential_specs(stack: Plan) -> list[SecretSpec]:
+    """onprem: the components' credentials (security.secretRef) and Rasa's own database user
+    (postgres.rasaSecretRef), from the config or generated."""
+    config, refs = stack.config, stack.refs
+    specs: list[SecretSpec] = []
+    if refs.security is not None:
+        given = config.component_secrets
+        values = {
+            "redis-password": given.redis_password,
+            "rasa-token": given.rasa_token,
+            "lgpd-audit-key": given.lgpd_audit_key,
+        }
+        specs.append(_given_or_generated(refs.security, values))
+    if refs.rasa_database is None:
+        return specs
+    if refs.rasa_database_mode == PostgresMode.CLOUDNATIVEPG:
+        # CloudNativePG creates the role from this Secret; Rasa then creates its database.
+        basic_auth = _given_or_generated(
+            refs.rasa_database,
+            {"password": config.rasa_postgres_password},
+            kind="kubernetes.io/basic-auth",
+        )
+        data = {"username": RASA_ROLE, **basic_auth.string_data}
+        specs.append(SecretSpec(basic_auth.name, data, basic_auth.type, basic_auth.generated))
+    else:
+        # The DBA created the role and its database (check_secrets asked for both values).
+        server, password = config.external_postgres, config.rasa_postgres_password
+        assert server is not None
+        assert password is not None
+        rasa = config.rasa_postgres
+        external: dict[str, pulumi.Input[str]] = {
+            "host": server.host,
+            "port": str(server.port),
+            "dbname": rasa.dbname,
+            "user": rasa.user,
+            "password": pulumi.Output.secret(password.get_secret_value()),
+        }
+        specs.append(SecretSpec(refs.rasa_database, external))
+    return specs
+
+
+def made_by_hand(stack: Plan) -> list[str]:
+    """The Secrets the resource refers to that this stack does not create."""
+    names = list(stack.refs.unsupported)
+    if stack.config.cloud != "onprem":
+        # The clouds' Rasa user lives on the managed server, which this stack cannot reach.
+        names += [n for n in (stack.refs.security, stack.refs.rasa_database) if n is not None]
+    return names
+
+
 def main() -> None:
     config = load()
     stack = plan(config)
     platform = build_platform(config)
     secrets = secret_specs(stack, platform)
+    if config.cloud == "onprem":
+        secrets += credential_specs(stack)
     for secret in secrets:
         platform.store_secret(secret.name, secret.string_data)
 
@@ -166,8 +242,8 @@ def main() -> None:
     pulumi.export("namespace", stack.namespace)
     pulumi.export("assistant", stack.assistant["metadata"]["name"])
     pulumi.export("secrets", sorted(secret.name for secret in secrets))
-    if stack.refs.unsupported:
+    if by_hand := made_by_hand(stack):
         # Named in the outputs so nobody wonders why the resource waits for them.
-        pulumi.export("secretsToCreateByHand", list(stack.refs.unsupported))
+        pulumi.export("secretsToCreateByHand", by_hand)
     if workloads.assistant is not None:
         pulumi.export("assistantUrn", workloads.assistant.urn)

@@ -4,13 +4,15 @@
 (`make cluster-demo`, `make pulumi-up STACK=onprem`), a PostgreSQL the pods reach at the node's
 address, and `.local/local-cluster.json`: the kubeconfig, the images in the node's runtime
 (component -> reference) and that PostgreSQL (host and port as pods see them, a database for
-the tools, the superuser and the file holding its password).
+the tools, the superuser and the file holding its password; Rasa's own role and database, and
+the file holding that role's password).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import secrets
 import signal
 import sys
 from collections.abc import Iterable, Mapping, Sequence
@@ -26,6 +28,8 @@ from assistente_testbed.process import ServiceError
 LOCAL_CLUSTER_NAME = "assistente"
 # The database `make cluster` creates for tools that deploy an assistant (Pulumi's onprem stack).
 TOOLS_DATABASE = "assistente"
+# Rasa's own role and database beside it (the resource's postgres.rasaSecretRef).
+TOOLS_RASA_DATABASE = "rasa"
 POSTGRES_NODE_PORT = 5432
 
 
@@ -37,6 +41,19 @@ def local_cluster_info() -> Path:
 def cluster_postgres() -> PostgresServer:
     """The PostgreSQL of `make cluster` (kept across commands, its data under .local/)."""
     return PostgresServer(base_dir=state_dir() / "cluster-postgres")
+
+
+def rasa_password_file() -> Path:
+    """The password of the tools' Rasa role (0600, kept with the server's data)."""
+    return state_dir() / "cluster-postgres-rasa-password"
+
+
+def _ensure_tools_rasa_database(postgres: PostgresServer) -> None:
+    path = rasa_password_file()
+    if not path.exists():
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_hex(24) + "\n")
+    postgres.ensure_owned_database(TOOLS_RASA_DATABASE, path.read_text().strip())
 
 
 def local_cluster(*, real_node: bool = True, node_images: Iterable[BuiltImage] = ()) -> KubeCluster:
@@ -84,6 +101,7 @@ def cluster_up(args: argparse.Namespace) -> int:
             postgres.start()
             postgres.detach()
             postgres.ensure_database(TOOLS_DATABASE)
+            _ensure_tools_rasa_database(postgres)
             host = cluster.node.publish_host_port(postgres.port, POSTGRES_NODE_PORT)
             _write_info(cluster, images, postgres, host)
             print(f"PostgreSQL for the pods at {host}:{POSTGRES_NODE_PORT}")
@@ -110,6 +128,11 @@ def _write_info(
             "dbname": TOOLS_DATABASE,
             "user": postgres.user,
             "passwordFile": str(postgres.password_file),
+        },
+        "rasaPostgres": {
+            "dbname": TOOLS_RASA_DATABASE,
+            "user": TOOLS_RASA_DATABASE,
+            "passwordFile": str(rasa_password_file()),
         },
     }
     local_cluster_info().write_text(json.dumps(info, indent=2) + "\n")

@@ -322,7 +322,6 @@ class PostgresServer(LocalServer):
             self._psql(f'CREATE DATABASE "{name}"')
         return self.dsn_for(name)
 
-
     def ensure_owned_database(self, name: str, password: str) -> str:
         """A login role `name` with no other privilege, owning the database `name` (created if
         missing, data kept) that no other role may connect to: a component's own database, as
@@ -339,7 +338,7 @@ class PostgresServer(LocalServer):
             f"(SELECT FROM pg_roles WHERE rolname = '{name}') \\gexec\n"
             f'ALTER ROLE "{name}" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE '
             f"PASSWORD '{password}';\n"
-            f"SELECT 'CREATE DATABASE \"{name}\" OWNER \"{name}\"' WHERE NOT EXISTS "  # noqa: S608
+            f'SELECT \'CREATE DATABASE "{name}" OWNER "{name}"\' WHERE NOT EXISTS '
             f"(SELECT FROM pg_database WHERE datname = '{name}') \\gexec\n"
             f'REVOKE ALL ON DATABASE "{name}" FROM PUBLIC;\n'
         )

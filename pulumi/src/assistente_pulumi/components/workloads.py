@@ -58,6 +58,14 @@ class SecretSpec:
 
     name: str
     string_data: Mapping[str, pulumi.Input[str]]
+    type: str = "Opaque"
+    generated: tuple[str, ...] = ()
+    """Keys whose values this run generated (the config gave none): the Secret keeps the
+    values of its first `up`, so later runs change nothing (and never rotate a password under
+    running pods)."""
+
+    def ignore_changes(self) -> list[str]:
+        return [f'stringData["{key}"]' for key in self.generated]
 
 
 @dataclass(frozen=True)
@@ -113,10 +121,13 @@ class ClusterWorkloads(pulumi.ComponentResource):
                         "namespace": args.namespace,
                         "labels": {"app.kubernetes.io/managed-by": "pulumi"},
                     },
-                    "type": "Opaque",
+                    "type": secret.type,
                     "stringData": dict(secret.string_data),
                 },
-                after(*self.definitions),
+                pulumi.ResourceOptions.merge(
+                    after(*self.definitions),
+                    pulumi.ResourceOptions(ignore_changes=secret.ignore_changes()),
+                ),
                 secret_fields=("stringData", "data"),
             )
             for secret in args.secrets
