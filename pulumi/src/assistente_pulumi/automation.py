@@ -204,6 +204,11 @@ class LocalCluster:
         info = json.loads(info_file.read_text())
         postgres = dict(info["postgres"])
         password = Path(postgres.pop("passwordFile")).read_text().strip()
+        if "rasaPostgres" not in info:
+            raise ValueError(
+                f"{info_file} predates Rasa's own database user: restart the cluster "
+                "(make cluster-down && make cluster)"
+            )
         rasa = dict(info["rasaPostgres"])
         rasa_password = Path(rasa.pop("passwordFile")).read_text().strip()
         return cls(
