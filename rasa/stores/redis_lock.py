@@ -69,15 +69,20 @@ class AtomicRedisLockStore(RedisLockStore):
         super().__init__(host=endpoint_config.url or "localhost", **kwargs)
         self.sentinel_master = master if sentinels else None
         if sentinels:
+            password = kwargs.get("password") or None
+            timeout = float(kwargs.get("socket_timeout", 10))
             # master_for's pool asks the Sentinels where the primary is on every (re)connect.
+            # Sentinels that require a password (the operator's do) get Redis's: without it
+            # every question is refused with NOAUTH and no primary is ever found.
             self.red = Sentinel(
-                sentinels, socket_timeout=kwargs.get("socket_timeout", 10)
+                sentinels,
+                sentinel_kwargs={"socket_timeout": timeout, "password": password},
             ).master_for(
                 master,
                 db=int(kwargs.get("db", 1)),
-                password=kwargs.get("password") or None,
+                password=password,
                 username=kwargs.get("username") or None,
-                socket_timeout=float(kwargs.get("socket_timeout", 10)),
+                socket_timeout=timeout,
             )
 
     async def _retrying(self, operation: Callable[[], Result]) -> Result:

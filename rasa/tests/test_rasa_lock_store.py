@@ -4,6 +4,7 @@ connections), many threads, one conversation; and against Sentinels while the pr
 from __future__ import annotations
 
 import asyncio
+import secrets
 import threading
 from collections.abc import Iterator
 
@@ -122,3 +123,24 @@ def test_lock_store_follows_a_sentinel_failover(sentinel_set: RedisSentinelSet) 
     assert sentinel_set.primary() is not killed
     sentinel_set.restart(killed)
     assert store.lock_state("conversa-durante") is None, "released on the new primary"
+
+
+def test_lock_store_signs_in_to_sentinels_that_require_a_password() -> None:
+    """The operator's Redis and Sentinels all require the security Secret's password: the store
+    gives it to the Sentinels too, or it never learns where the primary is."""
+    password = secrets.token_hex(16)
+    with RedisSentinelSet(replicas=1, sentinels=1, password=password) as servers:
+        config = EndpointConfig(
+            url="ignored-when-sentinels-are-given", type="stores.redis_lock.AtomicRedisLockStore",
+            db=1, key_prefix="assistente", sentinels=servers.sentinel_addresses,
+            sentinel_master=servers.master_name, password=password,
+        )  # fmt: skip
+        store = AtomicRedisLockStore(config)
+
+        async def hold() -> str:
+            async with store.lock("conversa-com-senha"):
+                key = "assistente:lock:conversa-com-senha"
+                return servers.primary().cli("-n", "1", "EXISTS", key)
+
+        assert asyncio.run(hold()) == "1"
+        assert store.lock_state("conversa-com-senha") is None

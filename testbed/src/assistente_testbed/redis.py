@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tempfile
@@ -27,14 +28,17 @@ def find_redis_server() -> Path:
     return Path(found)
 
 
-def redis_cli(host: str, port: int, *args: str) -> str:
-    """Run one redis-cli command against host:port; its output without the trailing newline."""
+def redis_cli(host: str, port: int, *args: str, password: str | None = None) -> str:
+    """Run one redis-cli command against host:port; its output without the trailing newline.
+    The password goes in REDISCLI_AUTH, never on the command line."""
+    env = {**os.environ, "REDISCLI_AUTH": password} if password else None
     result = subprocess.run(
         ["redis-cli", "-h", host, "-p", str(port), *args],
         capture_output=True,
         text=True,
         check=True,
         timeout=10,
+        env=env,
     )
     return result.stdout.strip()
 
@@ -42,7 +46,8 @@ def redis_cli(host: str, port: int, *args: str) -> str:
 class RedisServer(LocalServer):
     """redis-server with an append-only file, so a restart keeps what was acknowledged.
 
-    `replica_of` starts it as a replica of another RedisServer (for replication tests).
+    `replica_of` starts it as a replica of another RedisServer (for replication tests);
+    `password` makes it require one (and use it with its primary), as the operator's Redis does.
     """
 
     def __init__(
@@ -52,6 +57,7 @@ class RedisServer(LocalServer):
         port: int | None = None,
         appendonly: bool = True,
         replica_of: RedisServer | None = None,
+        password: str | None = None,
     ) -> None:
         super().__init__(
             base_dir or Path(tempfile.mkdtemp(prefix="assistente-redis-")),
@@ -61,6 +67,7 @@ class RedisServer(LocalServer):
         self.port = port or free_port()
         self.appendonly = appendonly
         self.replica_of = replica_of
+        self.password = password
         self.log_path = self.base_dir / "redis.log"
 
     @property
@@ -71,12 +78,18 @@ class RedisServer(LocalServer):
         return f"redis://{self.host}:{self.port}/{db}"
 
     def cli(self, *args: str) -> str:
-        return redis_cli(self.host, self.port, *args)
+        return redis_cli(self.host, self.port, *args, password=self.password)
 
     def start(self, timeout: float = 30.0) -> Self:
         self.base_dir.mkdir(parents=True, exist_ok=True)
+        # The password in a private file, not on the command line.
+        auth = self.base_dir / "auth.conf"
+        auth.touch(mode=0o600)
+        lines = [f"requirepass {self.password}", f"masterauth {self.password}", ""]
+        auth.write_text("\n".join(lines) if self.password else "")
         argv = [
             str(find_redis_server()),
+            str(auth),
             "--bind",
             self.host,
             "--port",

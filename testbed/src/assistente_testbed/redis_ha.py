@@ -43,8 +43,10 @@ class RedisSentinel(LocalServer):
         quorum: int = 2,
         down_after_ms: int = 1000,
         failover_timeout_ms: int = 10_000,
+        password: str | None = None,
     ) -> None:
         super().__init__(base_dir, owns_base_dir=False)
+        self.password = password
         self.host = "127.0.0.1"
         self.port = free_port()
         self.master_name = master_name
@@ -60,7 +62,7 @@ class RedisSentinel(LocalServer):
         return f"{self.host}:{self.port}"
 
     def cli(self, *args: str) -> str:
-        return redis_cli(self.host, self.port, *args)
+        return redis_cli(self.host, self.port, *args, password=self.password)
 
     def master_address(self) -> tuple[str, int] | None:
         """Where this Sentinel says the primary is now."""
@@ -95,10 +97,22 @@ class RedisSentinel(LocalServer):
                     f"sentinel down-after-milliseconds {name} {self.down_after_ms}",
                     f"sentinel failover-timeout {name} {self.failover_timeout_ms}",
                     f"sentinel parallel-syncs {name} 1",
+                    # As the operator's Sentinels: they require the password, and use it with
+                    # the Redis servers and with each other.
+                    *(
+                        [
+                            f"requirepass {self.password}",
+                            f"sentinel auth-pass {name} {self.password}",
+                            f"sentinel sentinel-pass {self.password}",
+                        ]
+                        if self.password
+                        else []
+                    ),
                     "",
                 ]
             )
         )
+        self.config_path.chmod(0o600)
         self._process = ManagedProcess(
             "redis-sentinel",
             [str(find_redis_server()), str(self.config_path), "--sentinel"],
@@ -133,14 +147,16 @@ class RedisSentinelSet(Lifecycle):
         sentinels: int = 3,
         master_name: str = DEFAULT_MASTER_NAME,
         down_after_ms: int = 1000,
+        password: str | None = None,
     ) -> None:
+        """`password`: every server and Sentinel requires it (as the operator's do)."""
         self._owns_base_dir = base_dir is None
         self.base_dir = base_dir or Path(tempfile.mkdtemp(prefix="assistente-redis-ha-"))
         self.master_name = master_name
-        first = RedisServer(self.base_dir / "redis-0")
+        first = RedisServer(self.base_dir / "redis-0", password=password)
         self.servers: list[RedisServer] = [first]
         self.servers += [
-            RedisServer(self.base_dir / f"redis-{index}", replica_of=first)
+            RedisServer(self.base_dir / f"redis-{index}", replica_of=first, password=password)
             for index in range(1, replicas + 1)
         ]
         self.sentinels = [
@@ -149,6 +165,7 @@ class RedisSentinelSet(Lifecycle):
                 primary=first,
                 master_name=master_name,
                 down_after_ms=down_after_ms,
+                password=password,
             )
             for index in range(sentinels)
         ]
