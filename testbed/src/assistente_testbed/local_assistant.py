@@ -12,7 +12,7 @@ from __future__ import annotations
 import secrets
 import time
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 from assistente_testbed.cluster import KubeCluster
 from assistente_testbed.images import BuiltImage
@@ -99,59 +99,50 @@ def custom_resource(
     }
 
 
+def secret(name: str, namespace: str, data: dict[str, str]) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": namespace},
+        "stringData": data,
+    }
+
+
 def postgres_secret(
     postgres: PostgresServer, database: str, *, host: str, name: str, namespace: str
 ) -> Manifest:
     """The external-database Secret in the layout the operator documents (operator samples)."""
     dsn = urlsplit(postgres.dsn_for(database))
     uri = f"postgresql://{dsn.username}:{dsn.password}@{host}:5432/{database}"
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": name, "namespace": namespace},
-        "stringData": {
-            "uri": uri,
-            "ro-uri": uri,
-            "host": host,
-            "port": "5432",
-            "dbname": database,
-            "user": dsn.username or "",
-            "password": dsn.password or "",
-        },
-    }
+    data = {"uri": uri, "ro-uri": uri, **_database_keys(dsn, host)}
+    return secret(name, namespace, data)
 
 
 def rasa_database_secret(dsn: str, *, host: str, name: str, namespace: str) -> Manifest:
     """Rasa's own database in the external-mode layout the operator documents (host, port,
     dbname, user, password), at `host` as the pods see the server."""
-    parts = urlsplit(dsn)
+    return secret(name, namespace, _database_keys(urlsplit(dsn), host))
+
+
+def _database_keys(dsn: SplitResult, host: str) -> dict[str, str]:
     return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": name, "namespace": namespace},
-        "stringData": {
-            "host": host,
-            "port": "5432",
-            "dbname": parts.path.lstrip("/"),
-            "user": parts.username or "",
-            "password": unquote(parts.password or ""),
-        },
+        "host": host,
+        "port": "5432",
+        "dbname": dsn.path.lstrip("/"),
+        "user": dsn.username or "",
+        "password": unquote(dsn.password or ""),
     }
 
 
 def security_secret(*, name: str, namespace: str) -> Manifest:
     """The components' credentials (spec.security.secretRef), fresh random values. Hex: the
     Redis password must be letters and digits, and each value goes into URLs as it is."""
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": name, "namespace": namespace},
-        "stringData": {
-            "redis-password": secrets.token_hex(24),
-            "rasa-token": secrets.token_hex(24),
-            "lgpd-audit-key": secrets.token_hex(32),
-        },
+    data = {
+        "redis-password": secrets.token_hex(24),
+        "rasa-token": secrets.token_hex(24),
+        "lgpd-audit-key": secrets.token_hex(32),
     }
+    return secret(name, namespace, data)
 
 
 def pod_ready(pod: Manifest) -> bool:
