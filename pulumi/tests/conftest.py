@@ -238,11 +238,16 @@ def revealed(value: Any) -> Any:
 
 
 def secret_data(recorder: Recorder, name: str) -> dict[str, str]:
-    """The stringData of the Kubernetes Secret ``name``, asserted to be marked secret."""
+    """The keys of the Kubernetes Secret ``name`` (stringData, and data decoded), asserted to be
+    marked secret."""
     secret = next(r for r in recorder.kubernetes("Secret") if r.inputs["metadata"]["name"] == name)
     data = secret.inputs["stringData"]
     assert is_secret(data), f"Secret {name}: stringData is not marked secret"
     result: dict[str, str] = revealed(data)
+    if "data" in secret.inputs:
+        assert is_secret(secret.inputs["data"]), f"Secret {name}: data is not marked secret"
+        for key, value in revealed(secret.inputs["data"]).items():
+            result[key] = base64.b64decode(value).decode()
     return result
 
 

@@ -136,15 +136,13 @@ def _given_or_generated(
 ) -> SecretSpec:
     """A Secret of the config's values, each missing one generated (hex: usable in URLs and as
     a Redis password) and kept from the first `up` on."""
-    data: dict[str, pulumi.Input[str]] = {}
-    generated: list[str] = []
-    for key, value in values.items():
-        if value is None:
-            generated.append(key)
-            data[key] = pulumi.Output.secret(random.token_hex(32))
-        else:
-            data[key] = pulumi.Output.secret(value.get_secret_value())
-    return SecretSpec(name, data, type=kind, generated=tuple(generated))
+    given: dict[str, pulumi.Input[str]] = {
+        key: pulumi.Output.secret(value.get_secret_value())
+        for key, value in values.items()
+        if value is not None
+    }
+    generated = {key: random.token_hex(32) for key, value in values.items() if value is None}
+    return SecretSpec(name, given, type=kind, generated=generated)
 
 
 def credential_specs(stack: Plan) -> list[SecretSpec]:

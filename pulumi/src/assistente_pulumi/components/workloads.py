@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,13 +60,20 @@ class SecretSpec:
     name: str
     string_data: Mapping[str, pulumi.Input[str]]
     type: str = "Opaque"
-    generated: tuple[str, ...] = ()
-    """Keys whose values this run generated (the config gave none): the Secret keeps the
-    values of its first `up`, so later runs change nothing (and never rotate a password under
-    running pods)."""
+    generated: Mapping[str, str] = field(default_factory=dict)
+    """Values this run generated because the config gave none. They go in ``data`` and later
+    runs ignore them (the provider keeps a Secret's content as ``data``), so the Secret keeps
+    those of its first `up`: a second `up` changes nothing and never rotates a password under
+    running pods."""
+
+    def data(self) -> dict[str, pulumi.Output[str]]:
+        return {
+            key: pulumi.Output.secret(base64.b64encode(value.encode()).decode())
+            for key, value in self.generated.items()
+        }
 
     def ignore_changes(self) -> list[str]:
-        return [f'stringData["{key}"]' for key in self.generated]
+        return [f'data["{key}"]' for key in self.generated]
 
 
 @dataclass(frozen=True)
@@ -123,6 +131,7 @@ class ClusterWorkloads(pulumi.ComponentResource):
                     },
                     "type": secret.type,
                     "stringData": dict(secret.string_data),
+                    **({"data": secret.data()} if secret.generated else {}),
                 },
                 pulumi.ResourceOptions.merge(
                     after(*self.definitions),
