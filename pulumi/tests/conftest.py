@@ -241,9 +241,11 @@ def secret_data(recorder: Recorder, name: str) -> dict[str, str]:
     """The keys of the Kubernetes Secret ``name`` (stringData, and data decoded), asserted to be
     marked secret."""
     secret = next(r for r in recorder.kubernetes("Secret") if r.inputs["metadata"]["name"] == name)
-    data = secret.inputs["stringData"]
-    assert is_secret(data), f"Secret {name}: stringData is not marked secret"
-    result: dict[str, str] = revealed(data)
+    result: dict[str, str] = {}
+    if "stringData" in secret.inputs:
+        data = secret.inputs["stringData"]
+        assert is_secret(data), f"Secret {name}: stringData is not marked secret"
+        result.update(revealed(data))
     if "data" in secret.inputs:
         assert is_secret(secret.inputs["data"]), f"Secret {name}: data is not marked secret"
         for key, value in revealed(secret.inputs["data"]).items():

@@ -130,7 +130,9 @@ class ClusterWorkloads(pulumi.ComponentResource):
                         "labels": {"app.kubernetes.io/managed-by": "pulumi"},
                     },
                     "type": secret.type,
-                    "stringData": dict(secret.string_data),
+                    # Only what there is: the provider drops an empty map from its state, and
+                    # would then see one in the next run's inputs as a change.
+                    **({"stringData": dict(secret.string_data)} if secret.string_data else {}),
                     **({"data": secret.data()} if secret.generated else {}),
                 },
                 pulumi.ResourceOptions.merge(
