@@ -41,6 +41,7 @@ NAMESPACE = "assistente-node-e2e"
 NAME = "tjlocal"
 COMPONENTS = ("api", "worker", "nlu", "actions", "redis")
 REPLY_WAIT_S = 120.0
+WORKER_METRICS_PORT = 9101  # the worker's only HTTP server: its Prometheus exporter
 FIGURES = state_dir() / "real-node-figures.json"
 # The web channel's default: conversations one address may open per minute (fixed windows).
 CONVERSATIONS_PER_ADDRESS_PER_MINUTE = 20
@@ -217,19 +218,30 @@ async def _answered(
         await asyncio.sleep(1)
 
 
-async def _queues_drained(http: httpx.AsyncClient) -> None:
+async def _queues_drained(deployment: Deployment) -> None:
     """Waits until every stream is empty (entries are deleted when acknowledged): nothing is
-    waiting, pending or about to be redelivered, so the replies counted next are final."""
+    waiting, pending or about to be redelivered, so the replies counted next are final. Each
+    worker samples the streams' gauges on its /metrics every few seconds."""
+    assistant = deployment.assistant
+    ports = [
+        assistant.node.open_to_host(pod["status"]["podIP"], WORKER_METRICS_PORT)
+        for pod in assistant.pods("worker")
+        if pod_ready(pod)
+    ]
     deadline = time.monotonic() + REPLY_WAIT_S
-    while True:
-        metrics = (await http.get("/metrics")).text
-        # Stream names hold braces too (Redis Cluster hash tags): {stream="assistente:{inbound-0}"}.
-        depths = re.findall(r"^assistente_queue_depth\{.*\} (\S+)$", metrics, re.MULTILINE)
-        assert depths, "the API exports no queue depth"
-        if all(float(depth) == 0 for depth in depths):
-            return
-        assert time.monotonic() < deadline, f"queue depths: {depths}"
-        await asyncio.sleep(0.5)
+    async with httpx.AsyncClient(timeout=10) as http:
+        while True:
+            gauges: list[str] = []
+            for port in ports:
+                metrics = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+                gauges += re.findall(
+                    r"^assistente_stream_(?:length|pending)\{.*\} (\S+)$", metrics, re.MULTILINE
+                )
+            assert gauges, "the workers export no stream gauges"
+            if all(float(value) == 0 for value in gauges):
+                return
+            assert time.monotonic() < deadline, f"stream lengths and pending: {gauges}"
+            await asyncio.sleep(1)
 
 
 async def test_the_per_address_limit_sees_each_citizen_behind_the_proxy(
@@ -280,7 +292,7 @@ async def test_restarting_the_worker_during_a_burst_loses_no_message(
         await rollout
         deployment.figures["burst_messages"] = len(conversations)
         await _answered(http, conversations, per_greeting)
-        await _queues_drained(http)
+        await _queues_drained(deployment)
         counts = [await _bot_messages(http, c) for c in conversations]
         assert counts == [per_greeting] * len(conversations)
 
