@@ -71,7 +71,7 @@ lint-delivery: ## hadolint (Dockerfiles), actionlint (CI workflows), shellcheck 
 
 test-python: ## pytest: test bed, operator, app and cross-cutting suites
 	@echo "== pytest"
-	@$(VENV)/bin/pytest $(PYTEST_ARGS)
+	@$(VENV)/bin/pytest --durations=20 $(PYTEST_ARGS)
 
 # ---- benchmarks (figures, never pass/fail) --------------------------------------------------
 .PHONY: bench
