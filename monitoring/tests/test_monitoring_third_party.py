@@ -102,8 +102,11 @@ def test_redis_exporter_names_exist_and_the_redis_rules_act_on_them(redis_pair: 
     expected = THIRD_PARTY.names_from("redis-scrape") | THIRD_PARTY.names_from("prometheus")
 
     def replica_linked() -> bool:
+        # Both pods scraped in their first roles: the failover alert counts the pods that were
+        # primary, so the old primary must have been seen as one before the switch.
         found = prometheus.query('redis_master_link_up{pod="redis-1"} == 1')
-        return expected <= prometheus.series_names() and bool(found)
+        primary_seen = prometheus.query('redis_instance_info{pod="redis-0", role="master"}')
+        return expected <= prometheus.series_names() and bool(found) and bool(primary_seen)
 
     wait_until(replica_linked, timeout=120, what="Prometheus to scrape both exporters")
     assert expected - prometheus.series_names() == set()
