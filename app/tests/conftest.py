@@ -21,7 +21,7 @@ import jwt
 import pytest
 import uvicorn
 from assistente_app.conversations import models as m
-from assistente_app.conversations.service import enqueue_delivery
+from assistente_app.conversations.service import add_message, enqueue_delivery
 from assistente_app.core.migrate import upgrade
 from assistente_app.main import create_app
 from assistente_app.queue.consumer import StreamConsumer
@@ -233,6 +233,17 @@ class Harness:
             while count := await consumer.run_once(block_ms=0):
                 handled += count
         return handled
+
+    async def store_and_lose_its_event(self, conversation_id: str, role: str, text: str) -> None:
+        """A message stored while the events channel was away, as in a Redis failover: the
+        row is written, no event is published, then every subscription to the channel drops
+        (the hubs subscribe again and tell their sockets to catch up)."""
+        async with self.resources.db.write_sessions() as session:
+            await add_message(
+                session=session, conversation_id=uuid.UUID(conversation_id), role=role, text_=text
+            )
+            await session.commit()
+        await self.resources.redis.client_kill_filter(_type="pubsub")
 
 
 @asynccontextmanager

@@ -12,7 +12,6 @@ from typing import Any
 
 import httpx
 from assistente_app.conversations import models as m
-from assistente_app.conversations import service as conversation_service
 from assistente_app.worker.handlers import store_bot_turn
 from assistente_app.worker.runner import expire_waits_once
 from websockets.asyncio.client import ClientConnection, connect
@@ -349,15 +348,7 @@ async def test_a_clerk_watching_a_conversation_gets_what_lost_events_carried(
         await h.post_message(conversation_id, token, "primeira")
         assert (await next_of(ana, "messages"))["messages"][0]["text"] == "primeira"
         # Stored, but its event never published (as if Redis had been failing over).
-        async with h.resources.db.write_sessions() as session:
-            await conversation_service.add_message(
-                session=session,
-                conversation_id=uuid.UUID(conversation_id),
-                role="user",
-                text_="a que se perdeu",
-            )
-            await session.commit()
-        await h.resources.redis.client_kill_filter(_type="pubsub")
+        await h.store_and_lose_its_event(conversation_id, "user", "a que se perdeu")
         caught_up = await next_of(ana, "messages")
         assert [m["text"] for m in caught_up["messages"]] == ["a que se perdeu"]
 

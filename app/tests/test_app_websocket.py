@@ -5,12 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import uuid
 from typing import Any
 
 import httpx
 import pytest
-from assistente_app.conversations import service as conversation_service
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -49,15 +47,7 @@ async def test_ws_catches_up_on_replies_whose_events_were_lost(live: tuple[Harne
     async with connect(f"ws://{address}/api/v1/conversations/{conversation_id}/ws") as ws:
         await ws.send(json.dumps({"token": token}))
         await next_event(ws, "ready")
-        async with h.resources.db.write_sessions() as session:
-            await conversation_service.add_message(
-                session=session,
-                conversation_id=uuid.UUID(conversation_id),
-                role="bot",
-                text_="Resposta cujo evento se perdeu.",
-            )
-            await session.commit()
-        await h.resources.redis.client_kill_filter(_type="pubsub")
+        await h.store_and_lose_its_event(conversation_id, "bot", "Resposta cujo evento se perdeu.")
         event = await next_event(ws, "messages")
         assert [x["text"] for x in event["messages"]] == ["Resposta cujo evento se perdeu."]
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 from assistente_testbed.cluster import KubeCluster
-from assistente_testbed.git_host import go_module_dir
+from assistente_testbed.gomodules import go_module_dir
 from assistente_testbed.paths import read_versions, repo_root
 
 pytestmark = pytest.mark.cluster

@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import http.server
-import json
 import os
 import shutil
 import socketserver
@@ -35,7 +34,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Self
 
-from assistente_testbed.paths import cache_root, repo_root
+from assistente_testbed.gomodules import go_module_dir
+from assistente_testbed.paths import cache_root
 from assistente_testbed.process import ServiceError, free_port
 
 GITHUB = "github.com"
@@ -62,27 +62,6 @@ def _git(*args: str, cwd: Path | None = None, env: Mapping[str, str] | None = No
     if result.returncode != 0:
         raise ServiceError(f"git {' '.join(args)} failed: {result.stderr.strip()}")
     return result.stdout.strip()
-
-
-def go_module_dir(module: str, version: str) -> Path:
-    """The extracted tree of `module@version`, downloaded once through the Go module proxy."""
-    env = dict(
-        os.environ,
-        GOFLAGS="-mod=mod",
-        GOTOOLCHAIN="local",
-        GOPROXY=os.environ.get("GOPROXY", "https://proxy.golang.org"),
-    )
-    out = subprocess.run(
-        ["go", "mod", "download", "-json", f"{module}@{version}"],
-        cwd=repo_root() / "tools" / "go" / "crds",
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if out.returncode != 0:
-        raise ServiceError(f"go mod download {module}@{version} failed: {out.stderr.strip()}")
-    return Path(json.loads(out.stdout)["Dir"])
 
 
 def module_mirror(module: str, version: str) -> Path:
