@@ -160,6 +160,8 @@ def main() -> None:
             "ASSISTENTE_RATE_LIMIT_PER_MINUTE": "1000000",
             "ASSISTENTE_CONVERSATION_CREATE_PER_MINUTE": "1000000",
             "ASSISTENTE_QUEUE_MAX_LENGTH": "10000000",
+            # The idle-socket count spreads 2,000 sockets over 50 conversations.
+            "ASSISTENTE_WS_MAX_PER_CONVERSATION": "1000",
             "ASSISTENTE_LOG_LEVEL": "WARNING",
         }
         api_bin = str(Path(sys.executable).parent / "assistente-api")
