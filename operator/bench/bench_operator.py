@@ -128,10 +128,11 @@ class Bench:
         fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-    def rss_mib(self) -> float:
+    def rss_mib(self, field: str = "VmRSS") -> float:
+        """Resident memory now (VmRSS) or at its peak so far (VmHWM)."""
         assert self.process is not None
         for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024
         return float("nan")
 
@@ -233,6 +234,7 @@ def run(bench: Bench, count: int) -> dict[str, float]:
     figures["server_side_applies_per_second"] = writes / total
     figures["operator_cpu_seconds_during_convergence"] = bench.cpu_seconds() - cpu_before
     figures[f"rss_mib_at_{count + 3}_crs"] = bench.rss_mib()
+    figures["rss_peak_mib_while_converging"] = bench.rss_mib("VmHWM")
 
     log("3) steady state: one resync of every object (operator restarted to force it)")
     bench.stop_operator()
@@ -249,6 +251,7 @@ def run(bench: Bench, count: int) -> dict[str, float]:
     figures["restart_full_resync_seconds"] = elapsed
     figures["restart_reconciles_per_second"] = bench.passes() / elapsed
     figures[f"rss_mib_after_restart_{target}_crs"] = bench.rss_mib()
+    figures["rss_peak_mib_during_restart_resync"] = bench.rss_mib("VmHWM")
     figures["machine_load_1m_at_end"] = load_average()
     return figures
 

@@ -77,3 +77,9 @@ def configure_kopf(settings: kopf.OperatorSettings, config: OperatorConfig) -> N
     settings.posting.level = logging.WARNING
     settings.execution.max_workers = 16
     settings.queueing.error_delays = (1, 2, 5, 10, 30, 60, 120, 300)
+    # Memory after a restart: every child of every resource arrives at once in the watches'
+    # initial listings, and kopf keeps one worker (holding the whole body) per object until it
+    # has been idle this long. Listing in chunks and letting idle workers go at once brought
+    # the operator's RSS after a 100-resource restart from 193 to 119 MiB (make operator-bench).
+    settings.watching.chunk_size = 50
+    settings.queueing.idle_timeout = 0.1
