@@ -7,7 +7,9 @@ Dockerfiles' `*_BASE` build arguments (the published build keeps the upstream ba
 Each image is cached as an archive under `~/.cache/assistente-digital/images/`, named after a
 hash of everything it is made of: its recipe or Dockerfile (and target), the files it copies in,
 and the digests of its bases. A warm run finds every archive and builds nothing. Several
-checkouts share the cache; a lock per image makes one build while the others wait.
+checkouts share the cache; a lock per image makes one build while the others wait. Building a
+new archive deletes the older ones of that image beyond the few used last, so a day of edits
+does not fill the disk (an api or worker archive is ~350 MiB, a rasa one ~3 GiB).
 
 The archives are loaded straight into the real node's containerd (`RealNode.load_images`).
 """
@@ -18,6 +20,7 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -42,6 +45,8 @@ DEBIAN_SOURCES = Path("/etc/apt/sources.list.d/debian.sources")
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 VENV_PATH = f"/opt/venv/bin:{SYSTEM_PATH}"
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+KEEP_ARCHIVES_PER_IMAGE = 3
+"""Archives kept per image: the ones used last (other checkouts may be on other revisions)."""
 
 
 def images_dir() -> Path:
@@ -515,6 +520,38 @@ def pause_binary() -> Path:
     return binary
 
 
+def _last_used(archive: Path) -> float:
+    try:
+        return archive.stat().st_mtime
+    except OSError:  # removed meanwhile by another checkout's prune
+        return 0.0
+
+
+def prune_archives(name: str, *, keep: int = KEEP_ARCHIVES_PER_IMAGE) -> list[str]:
+    """Deletes all but the `keep` most recently used archives of image `name` (their mtime is
+    their last use), skipping any being built or checked under its lock right now; returns the
+    file names removed. Lock files stay: deleting one another process has open would let two
+    processes hold "the" lock at once."""
+    own_archive = re.compile(rf"{re.escape(name)}-[0-9a-f]{{16}}\.tar")
+    archives = sorted(
+        (path for path in images_dir().iterdir() if own_archive.fullmatch(path.name)),
+        key=_last_used,
+        reverse=True,
+    )
+    removed: list[str] = []
+    for archive in archives[keep:]:
+        with archive.with_suffix(".lock").open("a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue
+            archive.unlink(missing_ok=True)
+            removed.append(archive.name)
+    if removed:
+        _log(f"{name}: older archives removed (the {keep} used last stay): {removed}")
+    return removed
+
+
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[None]:
     with path.open("a") as handle:
@@ -551,10 +588,14 @@ class ImageCache:
         ref = f"{REPOSITORY}/{name}:{key}"
         image = BuiltImage(name, ref, images_dir() / f"{name}-{key}.tar")
         with _locked(images_dir() / f"{name}-{key}.lock"):
-            if image.archive.exists():
-                _log(f"{name}: cached ({image.archive.name})")
-            else:
+            built = not image.archive.exists()
+            if built:
                 self._build(recipe, image, bases)
+            else:
+                _log(f"{name}: cached ({image.archive.name})")
+                os.utime(image.archive)  # its last use, for prune_archives
+        if built:
+            prune_archives(name)
         self._resolved[name] = image
         return image
 
