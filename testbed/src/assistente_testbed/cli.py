@@ -182,6 +182,7 @@ def cluster_demo(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     finally:
+        print(f"removing the assistant (namespace {assistant.namespace}; the cluster stays up)")
         cluster.kubectl("delete", "namespace", assistant.namespace, "--wait=false", check=False)
     return 0
 
