@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -199,6 +200,14 @@ class OperatorProcess:
         url = f"http://127.0.0.1:{self.metrics_port}/metrics"
         with urllib.request.urlopen(url, timeout=5) as response:
             return str(response.read().decode())
+
+    def sample(self, name: str, **labels: str) -> float:
+        """One sample of the operator's /metrics, read now (the liveness endpoint caches its
+        figures for 10 s); 0 when the series is absent."""
+        wanted = ",".join(f'{key}="{value}"' for key, value in sorted(labels.items()))
+        series = f"{name}{{{wanted}}}" if labels else name
+        match = re.search(rf"^{re.escape(series)} (\S+)$", self.metrics(), re.M)
+        return float(match.group(1)) if match else 0.0
 
     def passes(self) -> int:
         body = self.probe() or {}

@@ -23,6 +23,10 @@ PHASES = tuple(p.value for p in Phase if p is not Phase.PENDING)
 RECONCILES = Counter(
     "assistente_operator_reconciles_total", "Reconcile passes by result", ["result"]
 )
+APPLIES = Counter(
+    "assistente_operator_applies_total",
+    "Server-side applies sent to the API server (no-ops the cache skips are not sent)",
+)
 RECONCILE_DURATION = Histogram(
     "assistente_operator_reconcile_duration_seconds",
     "Duration of one reconcile pass",

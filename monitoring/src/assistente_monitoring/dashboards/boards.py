@@ -648,6 +648,15 @@ def operator() -> dashboard_builders.Dashboard:
         )
         .with_panel(
             graph(
+                "Escritas no API server",
+                "Server-side applies por segundo. Em regime estável fica em zero; se nunca volta "
+                "a zero, o operador está brigando com outro controlador pelo mesmo campo.",
+                "ops",
+                [(f"sum(rate(assistente_operator_applies_total{OPERATOR}[{RATE}]))", "escritas")],
+            )
+        )
+        .with_panel(
+            graph(
                 "Duração da reconciliação",
                 "Percentis da duração de uma passada (objetivo: p99 ≤ 2 s).",
                 "s",

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from assistente_operator import metrics
 from assistente_operator.builders.common import input_hash
 from assistente_operator.k8s import Client, KubeError
 from assistente_operator.kinds import child_kind
@@ -50,16 +51,20 @@ class Fingerprint:
     resource_version: str
     generation: int | None
     metadata_digest: str  # labels and annotations
+    spec_digest: str = ""
+    """Of the whole spec, for kinds whose spec changes move no generation (HPAs)."""
     applied_at: float = 0.0  # time.monotonic()
 
 
 def _fingerprint(digest: str, live: Obj) -> Fingerprint:
     meta = live.get("metadata", {})
+    generation = meta.get("generation")
     return Fingerprint(
         digest=digest,
         resource_version=str(meta.get("resourceVersion", "")),
-        generation=meta.get("generation"),
+        generation=generation,
         metadata_digest=input_hash(meta.get("labels"), meta.get("annotations")),
+        spec_digest=input_hash(live.get("spec")) if generation is None else "",
         applied_at=time.monotonic(),
     )
 
@@ -69,25 +74,35 @@ def _unchanged_since(last: Fingerprint, digest: str, seen: Obj) -> bool:
 
     Either nothing changed at all (same resourceVersion), or only its status did: controllers
     update the status of Deployments, StatefulSets, HPAs and PDBs all the time, which moves the
-    resourceVersion but neither the generation (spec) nor labels and annotations.
+    resourceVersion but neither the spec nor labels and annotations. The spec is compared by
+    generation where the API server keeps one, else by digest: an HPA has no generation, and
+    its controller rewrites its status every time the measured load moves.
     """
     if last.digest != digest:
         return False
     current = _fingerprint(digest, seen)
     if current.resource_version == last.resource_version:
         return True
+    if last.generation is None:
+        spec_unchanged = bool(last.spec_digest) and current.spec_digest == last.spec_digest
+    else:
+        spec_unchanged = current.generation == last.generation
     return (
         child_kind(seen["apiVersion"], seen["kind"]).status_updates
-        and last.generation is not None
-        and current.generation == last.generation
+        and spec_unchanged
         and current.metadata_digest == last.metadata_digest
     )
 
 
 def _slim(body: Obj) -> Obj:
-    """The parts of a child that readiness needs; keeps the cache small with many objects."""
+    """The parts of a child that readiness and the no-op check need; keeps the cache small with
+    many objects. Without a generation, the whole spec stays (it is what tells spec changes)."""
     meta = body.get("metadata", {})
     spec = body.get("spec") or {}
+    if "generation" not in meta:
+        spec_kept = spec
+    else:
+        spec_kept = {key: spec[key] for key in ("replicas", "instances") if key in spec}
     return {
         "apiVersion": body.get("apiVersion"),
         "kind": body.get("kind"),
@@ -104,7 +119,7 @@ def _slim(body: Obj) -> Obj:
             )
             if key in meta
         },
-        "spec": {key: spec[key] for key in ("replicas", "instances") if key in spec},
+        "spec": spec_kept,
         "status": body.get("status") or {},
     }
 
@@ -216,6 +231,7 @@ class Applier:
             return seen
         live = await self._apply_or_recreate(obj)
         self.applies += 1
+        metrics.APPLIES.inc()
         self._last_applied[key] = _fingerprint(digest, live)
         return live
 
