@@ -60,7 +60,7 @@ typecheck: ## mypy --strict on our packages
 lint-imports: ## import-linter: the layer contracts in every */.importlinter
 	@echo "== import-linter"
 	@for config in */.importlinter; do \
-	  (cd "$$(dirname "$$config")" && ../$(VENV)/bin/lint-imports --no-cache --config .importlinter) || exit 1; \
+	  (cd "$$(dirname "$$config")" && ../$(VENV)/bin/lint-imports --no-cache .importlinter) || exit 1; \
 	done
 
 lint-delivery: ## hadolint (Dockerfiles), actionlint (CI workflows), shellcheck (scripts)
