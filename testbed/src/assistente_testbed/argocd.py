@@ -248,6 +248,13 @@ class ArgoCD(LocalServer):
             # (and the tests) read it. The health checks themselves are unchanged.
             "--persist-resource-health",
             "--metrics-port", str(CONTROLLER_METRICS_PORT),
+            # A CRD still being established when Argo CD first judges it makes its Application
+            # Degraded until the next resync (status-only changes trigger none), and the app of
+            # apps meanwhile backs off its retries: the default 120 s + 60 s of jitter made the
+            # first sync take anywhere from 44 to 353 s. A cluster's git webhook does not help
+            # there; see docs/gitops.md.
+            "--app-resync", "15",
+            "--app-resync-jitter", "5",
             "--status-processors", "4",
             "--operation-processors", "4",
             "--loglevel", "info",
