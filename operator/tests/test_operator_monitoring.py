@@ -178,21 +178,13 @@ def test_a_running_operator_serves_every_operator_metric_we_query(
     body["metadata"] = {"name": "tjmetrics", "namespace": namespace}
     kube.apply([body])
 
-    def sample(text: str, name: str, **labels: str) -> float:
-        wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-        match = re.search(rf"^{name}\{{{wanted}\}} (\S+)$", text, re.M)
-        return float(match.group(1)) if match else 0.0
-
-    def ready_in_metrics() -> str | None:
-        text: str = operator.metrics()
-        return text if sample(text, "assistente_operator_resources", phase="Ready") >= 1 else None
-
-    text = poll(
-        ready_in_metrics,
+    poll(
+        lambda: operator.sample("assistente_operator_resources", phase="Ready") >= 1,
         what="the operator to report a Ready resource in its metrics",
     )
-    assert sample(text, "assistente_operator_reconciles_total", result="success") >= 1
-    assert sample(text, "assistente_operator_managed_objects", kind="Deployment") >= 4
+    text: str = operator.metrics()
+    assert operator.sample("assistente_operator_reconciles_total", result="success") >= 1
+    assert operator.sample("assistente_operator_managed_objects", kind="Deployment") >= 4
     assert "assistente_operator_reconcile_duration_seconds_bucket" in text
     exposed = set(re.findall(r"^([a-z_:][a-z0-9_:]*)[{ ]", text, re.M))
     operator_names = {
