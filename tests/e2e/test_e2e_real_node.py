@@ -33,6 +33,7 @@ from assistente_testbed.local_assistant import LocalAssistant, pod_ready
 from assistente_testbed.node import NODE_NAME
 from assistente_testbed.paths import state_dir
 from assistente_testbed.postgres import PostgresServer
+from assistente_testbed.process import wait_until
 from websockets.asyncio.client import ClientConnection, connect
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(3600)]
@@ -300,14 +301,26 @@ async def test_restarting_the_worker_during_a_burst_loses_no_message(
 async def test_the_conversation_survives_the_rasa_pod_being_deleted(
     deployment: Deployment, citizen: Citizen
 ) -> None:
+    """A message sent while the Rasa pod goes away is answered (by the old pod in its grace
+    period, or by the new one once it is up), and the conversation goes on with the pod the
+    Deployment puts in its place."""
     await citizen.post("oi")
     await citizen.replies(1)
     [rasa_pod] = deployment.assistant.pods("nlu")
-    deployment.cluster.kubectl(
-        "-n", NAMESPACE, "delete", "pod", rasa_pod["metadata"]["name"], "--wait=false"
-    )
+    old_name = rasa_pod["metadata"]["name"]
+    deployment.cluster.kubectl("-n", NAMESPACE, "delete", "pod", old_name, "--wait=false")
     await citizen.post("bom dia, quero ajuda")
     [reply] = await citizen.replies(1)
     assert reply["text"]
-    [new_pod] = [p for p in deployment.assistant.pods("nlu") if pod_ready(p)]
-    assert new_pod["metadata"]["name"] != rasa_pod["metadata"]["name"]
+
+    def replaced() -> bool:
+        pods = deployment.assistant.pods("nlu")
+        names = [p["metadata"]["name"] for p in pods]
+        return old_name not in names and any(pod_ready(p) for p in pods)
+
+    await asyncio.to_thread(
+        wait_until, replaced, timeout=REPLY_WAIT_S, what="a new Rasa pod in place of the deleted"
+    )
+    await citizen.post("oi")
+    after = await citizen.replies(1)
+    assert all(message["text"] for message in after), after
