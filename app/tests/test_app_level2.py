@@ -95,7 +95,9 @@ async def test_a_conversation_waiting_past_the_maximum_is_closed_with_its_protoc
             ) - dt.timedelta(minutes=31)
             await session.commit()
 
-        assert await expire_waits_once(h.worker) == 1
+        # At least one: the session's shared database may hold other tests' queued
+        # conversations that are past 30 minutes by now. The two below are what this test owns.
+        assert await expire_waits_once(h.worker) >= 1
         expired = await status_of(h, old_id)
         assert (expired.status, expired.resolution_code) == (m.RESOLVED, "tempo_esgotado")
         assert (await status_of(h, recent_id)).status == m.QUEUED
@@ -251,7 +253,7 @@ async def test_resolution_codes_are_required_and_counted_for_the_supervisor(
 # --- the clerks' WebSocket ------------------------------------------------------------------
 
 
-async def next_of(ws: ClientConnection, kind: str, within: float = 10) -> dict[str, Any]:
+async def next_of(ws: ClientConnection, kind: str, within: float = 30) -> dict[str, Any]:
     while True:
         event = json.loads(await asyncio.wait_for(ws.recv(), timeout=within))
         if event.get("type") == kind:
@@ -267,7 +269,7 @@ async def close_code(ws: ClientConnection) -> int:
         return closed.rcvd.code if closed.rcvd is not None else -1
 
 
-async def board_where(ws: ClientConnection, condition: Any, within: float = 10) -> dict[str, Any]:
+async def board_where(ws: ClientConnection, condition: Any, within: float = 30) -> dict[str, Any]:
     """The first board pushed that satisfies ``condition`` (no reload, no polling)."""
     while True:
         board = await next_of(ws, "board", within)
@@ -344,7 +346,7 @@ async def test_a_clerk_watching_a_conversation_gets_what_lost_events_carried(
     async with connect(f"ws://{address}/api/v1/agent/ws") as ana:
         await ana.send(json.dumps({"token": h.oidc.token("ana", SUPPORT)}))
         await next_of(ana, "hello")
-        await ana.send(json.dumps({"type": "watch", "conversation_id": conversation_id}))
+        await watch_after_history(ana, h, conversation_id, token)
         await h.post_message(conversation_id, token, "primeira")
         assert (await next_of(ana, "messages"))["messages"][0]["text"] == "primeira"
         # Stored, but its event never published (as if Redis had been failing over).
@@ -353,11 +355,63 @@ async def test_a_clerk_watching_a_conversation_gets_what_lost_events_carried(
         assert [m["text"] for m in caught_up["messages"]] == ["a que se perdeu"]
 
 
+async def watch_after_history(
+    ws: ClientConnection, h: Harness, conversation_id: str, token: str
+) -> None:
+    """What the console does: load the history, then watch from its last message."""
+    history = await h.history(conversation_id, token)
+    last_seq = max(message["seq"] for message in history["messages"])
+    await ws.send(
+        json.dumps({"type": "watch", "conversation_id": conversation_id, "after_seq": last_seq})
+    )
+
+
+async def test_a_message_stored_between_the_history_and_the_watch_arrives_once(
+    live: tuple[Harness, str],
+) -> None:
+    """The console reads the history, then subscribes: a message the citizen sends in between
+    is read from the primary when the watch starts, and is not sent again as an event."""
+    h, address = live
+    conversation_id, token, _ = await escalate(h)
+    history = await h.history(conversation_id, token)
+    last_seq = max(message["seq"] for message in history["messages"])
+    await h.post_message(conversation_id, token, "entre o histórico e a inscrição")
+    async with connect(f"ws://{address}/api/v1/agent/ws") as ana:
+        await ana.send(json.dumps({"token": h.oidc.token("ana", SUPPORT)}))
+        await next_of(ana, "hello")
+        watch = {"type": "watch", "conversation_id": conversation_id, "after_seq": last_seq}
+        await ana.send(json.dumps(watch))
+        caught_up = await next_of(ana, "messages")
+        assert [m["text"] for m in caught_up["messages"]] == ["entre o histórico e a inscrição"]
+        await h.post_message(conversation_id, token, "depois")
+        later = await next_of(ana, "messages")
+        assert [m["text"] for m in later["messages"]] == ["depois"]
+
+
+async def test_a_watch_with_a_bad_after_seq_is_a_watch_from_now(
+    live: tuple[Harness, str],
+) -> None:
+    """A sequence number that is not a non-negative int64 is ignored: no error, and no replay of
+    the history (as -1 or `true` read as a number would give)."""
+    h, address = live
+    conversation_id, token, _ = await escalate(h)
+    async with connect(f"ws://{address}/api/v1/agent/ws") as ana:
+        await ana.send(json.dumps({"token": h.oidc.token("ana", SUPPORT)}))
+        await next_of(ana, "hello")
+        for bad in (2**63, -1, "7", True, None, 1.5):
+            watch = {"type": "watch", "conversation_id": conversation_id, "after_seq": bad}
+            await ana.send(json.dumps(watch))
+        await watch_after_history(ana, h, conversation_id, token)
+        await h.post_message(conversation_id, token, "agora")
+        event = await next_of(ana, "messages")
+        assert [m["text"] for m in event["messages"]] == ["agora"]
+
+
 async def test_the_clerk_socket_closes_when_the_token_expires(live: tuple[Harness, str]) -> None:
     h, address = live
     async with connect(f"ws://{address}/api/v1/agent/ws") as ws:
         # Valid for the handshake, expired a moment later, never refreshed.
-        token = h.oidc.token("ana", SUPPORT, expires_in=4)
+        token = h.oidc.token("ana", SUPPORT, expires_in=8)
         await ws.send(json.dumps({"token": token}))
         await next_of(ws, "hello")
         assert await close_code(ws) == 4401

@@ -10,7 +10,7 @@ import json
 import logging
 import time
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeGuard
 
 from assistente_contract import TEAM_LABELS, TEAMS, Team
 from fastapi import APIRouter, FastAPI, Query, WebSocket, WebSocketDisconnect, status
@@ -26,7 +26,7 @@ from assistente_app.api.openapi import ErrorBody
 from assistente_app.auth.oidc import Clerk
 from assistente_app.conversations import models as m
 from assistente_app.conversations import service as conversation_service
-from assistente_app.conversations.schemas import MessageOut
+from assistente_app.conversations.schemas import MAX_SEQ, MessageOut
 from assistente_app.core import metrics
 from assistente_app.core.errors import AppError, ForbiddenError, error_body
 from assistente_app.escalation import notify, service
@@ -70,6 +70,11 @@ def _state(conversation: m.Conversation) -> ConversationState:
         team=conversation.team,
         agent_sub=conversation.agent_sub,
     )
+
+
+def _is_seq(value: Any) -> TypeGuard[int]:
+    """A message sequence number a client may send: a JSON integer the database can hold."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_SEQ
 
 
 def _ensure_visible(clerk: Clerk, conversation: m.Conversation) -> None:
@@ -376,7 +381,11 @@ class ClerkSocket:
             elif kind == "token":
                 await self._refresh_token(str(data.get("token", "")))
             elif kind == "watch":
-                await self._watch_conversation(str(data.get("conversation_id", "")))
+                after_seq = data.get("after_seq")
+                await self._watch_conversation(
+                    str(data.get("conversation_id", "")),
+                    after_seq if _is_seq(after_seq) else None,
+                )
 
     async def _refresh_token(self, token: str) -> None:
         assert self.resources.verifier is not None
@@ -391,7 +400,7 @@ class ClerkSocket:
         self.clerk = clerk_from(principal, self.resources.settings)
         await self.send({"type": "hello", "clerk": self.clerk_json()})
 
-    async def _watch_conversation(self, raw_id: str) -> None:
+    async def _watch_conversation(self, raw_id: str, after_seq: int | None) -> None:
         if self._watch is not None:
             self._watch.cancel()
             self._watch = None
@@ -408,24 +417,47 @@ class ClerkSocket:
             except AppError as exc:
                 await self.send(error_body(exc.code, exc.message))
                 return
-        self._watch = asyncio.create_task(self._forward(str(conversation_id)))
+        self._watch = asyncio.create_task(self._forward(str(conversation_id), after_seq))
 
-    async def _forward(self, conversation_id: str) -> None:
+    async def _forward(self, conversation_id: str, after_seq: int | None) -> None:
         async with _hub(self.resources).subscribe(conversation_id) as events:
-            # The console loads the history itself; from here on the clerk gets every message
-            # as an event, or from the primary when the hub says events may have been lost.
-            seen_seq = await conversation_service.latest_seq(
-                db=self.resources.db.raw_writer, conversation_id=uuid.UUID(conversation_id)
-            )
+            # The console loads the history itself, then watches from the last message it has
+            # (`after_seq`): what was stored in between is read from the primary once
+            # subscribed, so nothing falls between the history and the events. From here on the
+            # clerk gets every message as an event, or from the primary when the hub says events
+            # may have been lost. A message read from the primary may also come as an event
+            # (stored before the read, published after): `read_here` keeps it from going twice.
+            read_here: set[str] = set()
+
+            async def send_from_primary(after: int) -> int:
+                missed = await self._missed(conversation_id, after)
+                messages = missed["messages"]
+                read_here.update(str(message["id"]) for message in messages)
+                if messages:
+                    await self.send(missed)
+                return max([after, *(int(message["seq"]) for message in messages)])
+
+            if after_seq is None:
+                seen_seq = await conversation_service.latest_seq(
+                    db=self.resources.db.raw_writer, conversation_id=uuid.UUID(conversation_id)
+                )
+            else:
+                seen_seq = await send_from_primary(after_seq)
             while True:
                 event = await events.get()
                 if event.get("type") == RESYNC:
-                    event = await self._missed(conversation_id, seen_seq)
-                if event.get("type") != "messages" or not event.get("messages"):
+                    seen_seq = await send_from_primary(seen_seq)
                     continue
-                for message in event["messages"]:
+                fresh = [
+                    message
+                    for message in event.get("messages") or []
+                    if str(message.get("id")) not in read_here
+                ]
+                if event.get("type") != "messages" or not fresh:
+                    continue
+                for message in fresh:
                     seen_seq = max(seen_seq, int(message.get("seq", 0)))
-                await self.send(event)
+                await self.send({**event, "messages": fresh})
 
     async def _missed(self, conversation_id: str, after_seq: int) -> dict[str, Any]:
         async with self.resources.db.write_sessions() as session:

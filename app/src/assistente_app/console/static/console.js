@@ -28,6 +28,7 @@
   let openId = null;        // the conversation on screen
   let openStatus = null;
   const shown = new Set();  // message ids in the open history
+  let lastSeq = 0;          // the open history's last message: watching resumes after it
   let lastCounts = "";
 
   // --- small helpers ---------------------------------------------------------------------
@@ -187,7 +188,11 @@
   }
   function watch(conversationId) {
     if (socket && socket.readyState === WebSocket.OPEN) {
-      socket.send(JSON.stringify({ type: "watch", conversation_id: conversationId }));
+      // after_seq: the server sends what was stored after it, so nothing stored between the
+      // history's load (or a lost connection) and the subscription is missed.
+      const body = { type: "watch", conversation_id: conversationId };
+      if (conversationId && conversationId === openId) body.after_seq = lastSeq;
+      socket.send(JSON.stringify(body));
     }
   }
   function showClerk(info) {
@@ -296,6 +301,7 @@
   function renderMessage(message) {
     if (shown.has(message.id)) return;
     shown.add(message.id);
+    lastSeq = Math.max(lastSeq, message.seq || 0);
     const item = make("li", { class: message.role });
     const name = message.payload && message.payload.agent_name;
     item.appendChild(make("span", { class: "author" }, (AUTHORS[message.role] || message.role) + (name && message.role === "agent" ? ` (${name})` : "")));
@@ -314,6 +320,7 @@
       const data = await call("GET", `/conversations/${conversationId}`);
       openId = conversationId;
       shown.clear();
+      lastSeq = 0;
       el("history").replaceChildren();
       el("conversation").hidden = false;
       el("conversation-title").textContent = `Conversa ${data.protocol}`;
