@@ -325,6 +325,6 @@ async def live(make_settings: SettingsFactory, oidc: Any) -> AsyncIterator[tuple
 
 async def next_event(ws: Any, kind: str) -> dict[str, Any]:
     while True:
-        event = json.loads(await asyncio.wait_for(ws.recv(), timeout=10))
+        event = json.loads(await asyncio.wait_for(ws.recv(), timeout=30))
         if event["type"] == kind:
             return dict(event)

@@ -168,15 +168,22 @@ def test_every_series_we_query_exists_in_a_real_scrape(scraped_stack: ScrapedSta
     assert expected - prometheus.series_names() == set()
     for rule, health, error in prometheus.rule_health():
         assert health != "err", f"{rule}: {error}"
-    # The traffic shows where it should.
-    answered = prometheus.query(
-        'sum(assistente_turns_total{assistente="scrape", outcome=~"replied|escalated"})'
+    # The traffic shows where it should. Every series exists from start-up at 0, so the counts
+    # are awaited: the last turn may be a scrape or two away from Prometheus.
+    traffic = (
+        'sum(assistente_turns_total{assistente="scrape", outcome=~"replied|escalated"}) >= 4',
+        'assistente_agent_calls_total{agent="processo", outcome="ok"} > 0',
+        'assistente_datajud_request_duration_seconds_count{outcome="ok"} > 0',
+        'assistente_knowledge_lookups_total{result="hit"} > 0',
+        'assistente_escalations_total{assistente="scrape"} > 0',
     )
-    assert float(answered[0]["value"][1]) >= 4
-    assert prometheus.query('assistente_agent_calls_total{agent="processo", outcome="ok"} > 0')
-    assert prometheus.query('assistente_datajud_request_duration_seconds_count{outcome="ok"} > 0')
-    assert prometheus.query('assistente_knowledge_lookups_total{result="hit"} > 0')
-    assert prometheus.query('assistente_escalations_total{assistente="scrape"} > 0')
+
+    def traffic_missing() -> list[str]:
+        return [query for query in traffic if not prometheus.query(query)]
+
+    with contextlib.suppress(ServiceError):  # the assertion below names what is missing
+        wait_until(lambda: not traffic_missing(), timeout=60, what="the traffic in Prometheus")
+    assert traffic_missing() == []
 
 
 def test_stopping_rasa_makes_the_backlog_alert_go_pending(scraped_stack: ScrapedStack) -> None:

@@ -85,6 +85,21 @@ def test_retain_keeps_the_database_and_redis_volumes(
         what="the Cluster's owner reference to be removed",
     )
 
+    def volumes_released() -> bool:
+        """The StatefulSet controller has seen the Retain policy and let go of the PVC; deleting
+        before that would let the garbage collector take the PVC with the StatefulSet."""
+        redis = kube.get("statefulsets", "keep-redis", namespace)
+        if redis is None:
+            return False
+        policy = redis["spec"].get("persistentVolumeClaimRetentionPolicy", {})
+        return (
+            policy.get("whenDeleted") == "Retain"
+            and redis.get("status", {}).get("observedGeneration") == redis["metadata"]["generation"]
+            and [owners(c) for c in redis_claims(kube, "keep", namespace)] == [[]]
+        )
+
+    poll(volumes_released, what="the StatefulSet controller to release the Redis PVC")
+
     delete_and_wait_for_garbage_collection(kube, "keep", namespace, poll)
     cluster = kube.get(CLUSTER, "keep-pg", namespace)
     assert cluster is not None, "the database was deleted with the resource"

@@ -14,6 +14,17 @@ from assistente_testbed.paths import state_dir
 from assistente_testbed.postgres import PostgresServer
 from assistente_testbed.rasa import RasaStack
 from assistente_testbed.redis import RedisServer
+from playwright.async_api import expect
+
+# What a person would wait for a screen to settle after a click: each step waits on a server
+# round trip (sign-in, a pushed board, a claim) while this 2-core machine also runs Keycloak
+# and Rasa. Playwright's 5 s default is for a page that only draws.
+EXPECT_TIMEOUT_MS = 30_000
+
+
+@pytest.fixture(scope="session", autouse=True)
+def patient_expectations() -> None:
+    expect.set_options(timeout=EXPECT_TIMEOUT_MS)
 
 
 @pytest.fixture(scope="session")

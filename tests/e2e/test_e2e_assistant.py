@@ -96,7 +96,7 @@ async def citizen(app_processes: AppProcesses) -> AsyncIterator[Citizen]:
         ws_url = app_processes.url.replace("http://", "ws://")
         async with connect(f"{ws_url}/api/v1/conversations/{conversation['id']}/ws") as ws:
             await ws.send(json.dumps({"token": conversation["token"]}))
-            ready = json.loads(await asyncio.wait_for(ws.recv(), timeout=10))
+            ready = json.loads(await asyncio.wait_for(ws.recv(), timeout=30))
             assert ready["type"] == "ready"
             yield Citizen(http, ws, conversation)
 

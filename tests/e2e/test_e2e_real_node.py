@@ -128,12 +128,19 @@ async def citizen(deployment: Deployment) -> AsyncIterator[Citizen]:
         ws_path = f"{ws_url}/api/v1/conversations/{conversation['id']}/ws"
         async with connect(ws_path, additional_headers=address) as ws:
             await ws.send(json.dumps({"token": conversation["token"]}))
-            ready = json.loads(await asyncio.wait_for(ws.recv(), timeout=10))
+            ready = json.loads(await asyncio.wait_for(ws.recv(), timeout=30))
             assert ready["type"] == "ready"
             yield Citizen(http, ws, conversation)
 
 
 def test_every_component_runs_in_containers_on_the_real_node(deployment: Deployment) -> None:
+    def settled() -> bool:
+        """Deploying waits for enough ready pods; a readiness probe late under load, or a pod
+        still on its way out, must be past before every pod is looked at."""
+        pods = [pod for component in COMPONENTS for pod in deployment.assistant.pods(component)]
+        return all(pod_ready(pod) for pod in pods)
+
+    wait_until(settled, timeout=REPLY_WAIT_S, what="every pod of the assistant ready")
     for component in COMPONENTS:
         pods = deployment.assistant.pods(component)
         assert pods, f"no {component} pod"
@@ -151,7 +158,7 @@ def test_every_component_runs_in_containers_on_the_real_node(deployment: Deploym
     operator: dict[str, Any] = deployment.cluster.get_json(
         "pods", "-n", "assistente-operator-system"
     )
-    [operator_pod] = operator["items"]
+    [operator_pod] = [pod for pod in operator["items"] if pod_ready(pod)]
     assert operator_pod["spec"]["nodeName"] == NODE_NAME
     assert operator_pod["spec"]["serviceAccountName"] == "assistente-operator"
 
